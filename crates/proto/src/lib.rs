@@ -1,0 +1,27 @@
+//! starling's protocol layer: Nostr types, event validation, client/relay messages and
+//! filter matching. Pure logic without I/O, used by the store, the client APIs and (later)
+//! the peer-to-peer network, so that every event is checked the same way wherever it comes
+//! from.
+//!
+//! The Nostr data model itself (events, ids, keys, kinds, filters, NIP-19) comes from the
+//! `nostr` crate and is re-exported here so the rest of the workspace names one source.
+
+pub mod filter;
+pub mod kinds;
+pub mod limits;
+pub mod message;
+pub mod validate;
+
+pub use filter::{matches, matches_any};
+pub use kinds::KindClass;
+pub use limits::Limits;
+pub use message::{parse_client_message, raw_event_id, ClientMessage, MessageError, RelayMessage};
+pub use validate::{validate_event, validate_parsed, ValidationError};
+
+/// The Nostr types used across starling.
+pub use nostr::prelude::{
+    Event, EventBuilder, EventId, Filter, Keys, Kind, PublicKey, SecretKey,
+    SingleLetterTag, SubscriptionId, Tag, Tags, Timestamp,
+};
+/// NIP-19 bech32 encoding (`npub`, `nsec`, `note`).
+pub use nostr::prelude::{FinalizeEvent, FromBech32, ToBech32};
