@@ -1,0 +1,32 @@
+//! The store test suite run against the SQLite backend, plus SQLite-specific checks.
+
+use starling_store::test_suite::{event, TestStore};
+use starling_store::{EventStore, SqliteStore, StoreOptions};
+use starling_proto::{Filter, Keys};
+
+async fn open_sqlite(options: StoreOptions) -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("events.db"), options).expect("open");
+    TestStore {
+        store: Box::new(store),
+        guard: Box::new(dir),
+    }
+}
+
+starling_store::store_test_suite!(open_sqlite);
+
+#[tokio::test]
+async fn events_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let keys = Keys::generate();
+    let e = event(&keys, 1, "durable", 100, vec![]);
+    {
+        let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+        store.save(e.clone()).await.unwrap();
+        store.shutdown().await;
+    }
+    let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.query(vec![Filter::new().id(e.id)]).await.unwrap(), vec![e]);
+    assert_eq!(store.stats().await.unwrap().events, 1);
+}
