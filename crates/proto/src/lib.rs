@@ -25,3 +25,5 @@ pub use nostr::prelude::{
 };
 /// NIP-19 bech32 encoding (`npub`, `nsec`, `note`).
 pub use nostr::prelude::{FinalizeEvent, FromBech32, ToBech32};
+/// NIP-19 entities (`nevent`, `nprofile`, …).
+pub use nostr::nips::nip19;

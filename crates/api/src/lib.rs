@@ -1,0 +1,59 @@
+//! starling's client APIs, all on the node's one API port: the NIP-01 WebSocket relay with
+//! its NIP-11 document on `/`, NostrP2P's REST routes `POST /publish` and `POST /req`, and
+//! `GET /api/status` for the CLI. Events that clients send go to the node core's
+//! [`Ingest`]; reads go to the store; live events come from the core's [`EventBus`].
+
+mod nip11;
+mod relay;
+mod rest;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::routing::{get, post};
+use axum::Router;
+use starling_core::{EventBus, Ingest};
+use starling_proto::{Limits, PublicKey};
+use starling_store::EventStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use status::NodeStatus;
+
+/// Everything the API handlers share.
+pub struct ApiState {
+    pub ingest: Arc<Ingest>,
+    pub store: Arc<dyn EventStore>,
+    pub bus: EventBus,
+    pub owner: PublicKey,
+    pub limits: Limits,
+    /// Shown in the NIP-11 document.
+    pub name: String,
+    pub started: Instant,
+    /// Cancelled when the node shuts down; open WebSocket sessions end then.
+    pub shutdown: CancellationToken,
+    /// Open WebSocket connections.
+    pub connections: AtomicUsize,
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/", get(relay::root))
+        .merge(rest::routes())
+        .route("/api/status", get(status::status))
+        .fallback(post(rest::not_found).get(rest::not_found))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `state.shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,61 @@
+//! The NIP-01 relay endpoint on `/`: WebSocket upgrades become [`session`]s; plain GETs get
+//! the NIP-11 document (when they accept `application/nostr+json`) or a short HTML page.
+
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+
+use crate::{nip11, ApiState};
+
+pub use session::run_session;
+
+pub async fn root(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if let Ok(ws) = ws {
+        let max = state.limits.max_message_bytes;
+        return ws
+            .max_message_size(max)
+            .max_frame_size(max)
+            .on_upgrade(move |socket| serve_socket(socket, state));
+    }
+    let wants_nip11 = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/nostr+json"));
+    if wants_nip11 {
+        return nip11::document(&state);
+    }
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>starling</title>\
+         <h1>starling node</h1><p>This is the Nostr relay of {}. Point a Nostr client at this \
+         address with <code>ws://</code>.</p>",
+        state.name
+    ))
+    .into_response()
+}
+
+/// Adapts an axum WebSocket to the text streams a session works on.
+async fn serve_socket(socket: WebSocket, state: Arc<ApiState>) {
+    let (sink, stream) = socket.split();
+    let incoming = stream
+        .take_while(|m| std::future::ready(matches!(m, Ok(msg) if !matches!(msg, Message::Close(_)))))
+        .filter_map(|m| {
+            std::future::ready(match m {
+                Ok(Message::Text(text)) => Some(text.as_str().to_owned()),
+                Ok(Message::Binary(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                _ => None,
+            })
+        });
+    let outgoing = sink.with(|text: String| std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
+    run_session(Box::pin(incoming), Box::pin(outgoing), state).await;
+}

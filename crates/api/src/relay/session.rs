@@ -1,0 +1,193 @@
+//! One client's relay session: parses its messages, runs EVENTs through the ingest path
+//! (many at once, so a pipelining client gets batched commits and both cores verify
+//! signatures), answers REQ with stored events then EOSE and keeps the subscription live,
+//! and answers COUNT and CLOSE. Generic over text streams so tests can drive it directly.
+//!
+//! Replies to EVENTs go out in the order the EVENTs came in. Before a REQ or COUNT is
+//! answered, every earlier EVENT has been stored, so a client sees its own writes.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::stream::FuturesOrdered;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use starling_core::{Ack, IngestError, LiveEvent, Origin};
+use starling_proto::message::parse_client_message;
+use starling_proto::{matches_any, raw_event_id, ClientMessage, Filter, MessageError, RelayMessage, SubscriptionId};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tracing::{debug, info_span, Instrument};
+
+use crate::ApiState;
+
+/// EVENTs of one connection being validated and stored at once.
+const MAX_IN_FLIGHT: usize = 256;
+
+type Submission = JoinHandle<(String, Result<Ack, IngestError>)>;
+
+struct Session<O> {
+    state: Arc<ApiState>,
+    out: O,
+    subs: HashMap<SubscriptionId, Vec<Filter>>,
+    pending: FuturesOrdered<Submission>,
+}
+
+/// Runs a session until the client goes away, the output fails or the node shuts down.
+pub async fn run_session<I, O>(mut incoming: I, out: O, state: Arc<ApiState>)
+where
+    I: Stream<Item = String> + Unpin,
+    O: Sink<String> + Unpin,
+{
+    let conn = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let span = info_span!("ws", conn);
+    let shutdown = state.shutdown.clone();
+    let mut live = state.bus.subscribe();
+    let mut session = Session {
+        state: state.clone(),
+        out,
+        subs: HashMap::new(),
+        pending: FuturesOrdered::new(),
+    };
+    async {
+        debug!("session opened");
+        loop {
+            let ok = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(done) = session.pending.next(), if !session.pending.is_empty() => session.finish(done).await,
+                msg = incoming.next(), if session.pending.len() < MAX_IN_FLIGHT => match msg {
+                    Some(text) => session.handle(&text).await,
+                    None => break,
+                },
+                event = live.recv() => match event {
+                    Ok(event) => session.deliver(&event).await,
+                    Err(RecvError::Lagged(n)) => session.send(RelayMessage::Notice(&format!("error: fell behind, {n} live events skipped"))).await,
+                    Err(RecvError::Closed) => break,
+                },
+            };
+            if !ok {
+                break;
+            }
+        }
+        debug!("session closed");
+    }
+    .instrument(span)
+    .await;
+    state.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl<O: Sink<String> + Unpin> Session<O> {
+    async fn send(&mut self, msg: RelayMessage<'_>) -> bool {
+        self.out.send(msg.to_json()).await.is_ok()
+    }
+
+    /// Handles one client message; false when the connection should end.
+    async fn handle(&mut self, text: &str) -> bool {
+        match parse_client_message(text, &self.state.limits) {
+            Ok(ClientMessage::Event(raw)) => {
+                self.submit(raw);
+                true
+            }
+            Ok(ClientMessage::Req { sub_id, filters }) => self.req(sub_id, filters).await,
+            Ok(ClientMessage::Count { sub_id, filters }) => self.count(sub_id, filters).await,
+            Ok(ClientMessage::Close(sub_id)) => {
+                self.subs.remove(&sub_id);
+                true
+            }
+            Err(MessageError::BadSubscription { sub_id, reason }) => {
+                self.send(RelayMessage::Closed(&sub_id, &reason)).await
+            }
+            Err(e) => self.send(RelayMessage::Notice(&format!("error: {e}"))).await,
+        }
+    }
+
+    fn submit(&mut self, raw: &str) {
+        let ingest = self.state.ingest.clone();
+        let raw = raw.to_owned();
+        self.pending.push_back(tokio::spawn(async move {
+            let result = ingest.submit_json(&raw, Origin::LocalClient).await;
+            (raw, result)
+        }));
+    }
+
+    async fn finish(&mut self, done: Result<(String, Result<Ack, IngestError>), tokio::task::JoinError>) -> bool {
+        let Ok((raw, result)) = done else {
+            return self.send(RelayMessage::Notice("error: internal error while storing an event")).await;
+        };
+        match result {
+            Ok(ack) => {
+                let message = if ack.duplicate { "duplicate: already have this event" } else { "" };
+                let id = ack.id.to_hex();
+                self.send(RelayMessage::Ok { id: &id, accepted: true, message }).await
+            }
+            Err(e) => {
+                debug!(error = %e, "event refused");
+                let id = raw_event_id(&raw);
+                let message = e.to_string();
+                self.send(RelayMessage::Ok { id: &id, accepted: false, message: &message }).await
+            }
+        }
+    }
+
+    /// Waits for every EVENT received so far to be answered.
+    async fn drain(&mut self) -> bool {
+        while let Some(done) = self.pending.next().await {
+            if !self.finish(done).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn req(&mut self, sub_id: SubscriptionId, filters: Vec<Filter>) -> bool {
+        if !self.drain().await {
+            return false;
+        }
+        if !self.subs.contains_key(&sub_id) && self.subs.len() >= self.state.limits.max_subscriptions {
+            let msg = format!("error: too many subscriptions (the limit is {})", self.state.limits.max_subscriptions);
+            return self.send(RelayMessage::Closed(&sub_id, &msg)).await;
+        }
+        let stored = match self.state.store.query_json(filters.clone()).await {
+            Ok(stored) => stored,
+            Err(e) => return self.send(RelayMessage::Closed(&sub_id, &format!("error: {e}"))).await,
+        };
+        for event_json in &stored {
+            let msg = RelayMessage::Event { sub_id: &sub_id, event_json }.to_json();
+            if self.out.feed(msg).await.is_err() {
+                return false;
+            }
+        }
+        if !self.send(RelayMessage::Eose(&sub_id)).await {
+            return false;
+        }
+        self.subs.insert(sub_id, filters);
+        true
+    }
+
+    async fn count(&mut self, sub_id: SubscriptionId, filters: Vec<Filter>) -> bool {
+        if !self.drain().await {
+            return false;
+        }
+        match self.state.store.count(filters).await {
+            Ok(n) => self.send(RelayMessage::Count(&sub_id, n)).await,
+            Err(e) => self.send(RelayMessage::Closed(&sub_id, &format!("error: {e}"))).await,
+        }
+    }
+
+    /// Sends a newly accepted event to every subscription it matches.
+    async fn deliver(&mut self, live: &LiveEvent) -> bool {
+        let matching: Vec<SubscriptionId> = self
+            .subs
+            .iter()
+            .filter(|(_, filters)| matches_any(filters, &live.event))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for sub_id in &matching {
+            let msg = RelayMessage::Event { sub_id, event_json: &live.json };
+            if !self.send(msg).await {
+                return false;
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,95 @@
+//! NostrP2P's REST API, byte-compatible with its Flutter client (see
+//! `shared/NOSTRP2P_COMPAT.md`): `POST /publish` takes a NIP-01 event as JSON, `POST /req`
+//! takes a filter and answers with gzip-compressed msgpack. CORS is open to any origin, as
+//! NostrP2P's was, including Chrome's private-network preflight.
+
+mod msgpack;
+mod req;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use starling_core::{IngestError, Origin};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::debug;
+
+use crate::ApiState;
+
+/// An error answer: an HTTP status with `{"Error": "..."}`.
+pub struct RestError(pub StatusCode, pub String);
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "Error": self.1 }))).into_response()
+    }
+}
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .allow_private_network(true)
+        .max_age(Duration::from_secs(3600));
+    let private_network = SetResponseHeaderLayer::overriding(
+        HeaderName::from_static("access-control-allow-private-network"),
+        HeaderValue::from_static("true"),
+    );
+    Router::new()
+        .route("/publish", post(publish))
+        .route("/req", post(req::req))
+        .layer(cors)
+        .layer(private_network)
+}
+
+pub async fn not_found() -> RestError {
+    RestError(StatusCode::NOT_FOUND, "no such route".into())
+}
+
+/// Refuses a body that is not declared as JSON (NostrP2P answered 415).
+fn require_json(headers: &HeaderMap) -> Result<(), RestError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.trim().to_ascii_lowercase().starts_with("application/json") {
+        Ok(())
+    } else {
+        Err(RestError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".into(),
+        ))
+    }
+}
+
+async fn publish(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, RestError> {
+    require_json(&headers)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| RestError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
+    match state.ingest.submit_json(text, Origin::LocalClient).await {
+        Ok(_) => Ok(Json(json!({ "Status": "SUCCESS" }))),
+        Err(e) => {
+            debug!(error = %e, "REST publish refused");
+            let status = match e {
+                IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+                IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
+                IngestError::Superseded => StatusCode::CONFLICT,
+                IngestError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Err(RestError(status, e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /req`: NostrP2P's query route. The filter's `kinds` picks the question: `40000`
+//! the owner's home timeline (own events, followed authors' events, events mentioning the
+//! owner), `1` one post, `0` a profile, `3` a follow list; anything else gets an empty list.
+//! `since`/`until` of 0 or -1 mean no bound, `limit` -1 means no limit (capped at the
+//! relay's `max_limit`). Answers are oldest first.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use starling_proto::{Event, EventId, Filter, Kind, PublicKey, Timestamp};
+
+use super::{msgpack, require_json, RestError};
+use crate::ApiState;
+
+/// NostrP2P's pseudo-kind asking for the home timeline.
+const KIND_TIMELINE: i64 = 40000;
+
+/// The filter as NostrP2P's client sends it (numbers may be -1).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RestFilter {
+    ids: Vec<String>,
+    authors: Vec<String>,
+    kinds: Vec<i64>,
+    since: Option<f64>,
+    until: Option<f64>,
+    limit: Option<f64>,
+}
+
+fn bad(msg: impl Into<String>) -> RestError {
+    RestError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// A positive bound as a timestamp; 0, -1 and absent mean none.
+fn bound(value: Option<f64>) -> Option<Timestamp> {
+    value.filter(|v| *v > 0.0).map(|v| Timestamp::from_secs(v as u64))
+}
+
+fn first_author(f: &RestFilter) -> Result<PublicKey, RestError> {
+    let hex = f.authors.first().ok_or_else(|| bad("authors[0] is required"))?;
+    PublicKey::from_hex(hex).map_err(|_| bad(format!("bad author {hex:?}")))
+}
+
+pub async fn req(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RestError> {
+    require_json(&headers)?;
+    let filter: RestFilter =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("bad filter: {e}")))?;
+    let mut events = match filter.kinds.first().copied() {
+        _ if filter.kinds.contains(&KIND_TIMELINE) => timeline(&state, &filter).await?,
+        Some(1) => {
+            let hex = filter.ids.first().ok_or_else(|| bad("ids[0] is required"))?;
+            let id = EventId::from_hex(hex).map_err(|_| bad(format!("bad id {hex:?}")))?;
+            let mut f = Filter::new().id(id).kind(Kind::TextNote);
+            if !filter.authors.is_empty() {
+                f = f.author(first_author(&filter)?);
+            }
+            query(&state, vec![f]).await?
+        }
+        Some(kind @ (0 | 3)) => {
+            let author = first_author(&filter)?;
+            let f = Filter::new().author(author).kind(Kind::from_u16(kind as u16)).limit(1);
+            query(&state, vec![f]).await?
+        }
+        _ => Vec::new(),
+    };
+    events.reverse();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ],
+        msgpack::encode(&events),
+    )
+        .into_response())
+}
+
+async fn query(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, RestError> {
+    state
+        .store
+        .query(filters)
+        .await
+        .map_err(|e| RestError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// The owner's home timeline, newest first.
+async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestError> {
+    let follows = query(state, vec![Filter::new().author(state.owner).kind(Kind::ContactList).limit(1)]).await?;
+    let mut authors: Vec<PublicKey> = follows.first().map(|e| e.tags.public_keys().collect()).unwrap_or_default();
+    authors.push(state.owner);
+    let mut window = Filter::new();
+    if let Some(since) = bound(f.since) {
+        window = window.since(since);
+    }
+    if let Some(until) = bound(f.until) {
+        window = window.until(until);
+    }
+    let limit = f.limit.filter(|l| *l >= 0.0).map_or(state.limits.max_limit, |l| (l as usize).min(state.limits.max_limit));
+    window = window.limit(limit);
+    let by_authors = window.clone().authors(authors);
+    let mentions = window.pubkey(state.owner);
+    let mut events = query(state, vec![by_authors, mentions]).await?;
+    events.truncate(limit);
+    Ok(events)
+}

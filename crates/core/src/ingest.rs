@@ -1,0 +1,140 @@
+//! The ingest path: validate, apply the write policy for the event's origin, store, and
+//! announce it on the bus. Every source of events goes through [`Ingest::submit_json`] or
+//! [`Ingest::submit`]; the answer ([`Ack`] or [`IngestError`]) is what the client edge turns
+//! into an `OK` message or an HTTP status.
+
+use std::sync::Arc;
+
+use starling_proto::{validate_event, validate_parsed, Event, EventId, Limits, PublicKey, Timestamp, ValidationError};
+use starling_store::{EventStore, SaveOutcome, StoreError};
+use tracing::debug;
+
+use crate::bus::EventBus;
+
+/// Where an event came from; the write policy depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// One of the owner's own clients (relay WebSocket, REST, CLI, web client).
+    LocalClient,
+    /// The operator's `starling import`: any author, checked like everything else.
+    Import,
+}
+
+/// A successful submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The event's id.
+    pub id: EventId,
+    /// Whether the node already had it (else it is newly stored, or relayed live for an
+    /// ephemeral event).
+    pub duplicate: bool,
+}
+
+/// Why a submission was refused. The `Display` form starts with the NIP-01 machine prefix.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("blocked: {0}")]
+    Blocked(String),
+    #[error("replaced: a newer version of this event is stored")]
+    Superseded,
+    #[error("blocked: this event was deleted by its author")]
+    Deleted,
+    #[error("error: could not store the event: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The ingest path of one node.
+pub struct Ingest {
+    store: Arc<dyn EventStore>,
+    bus: EventBus,
+    owner: PublicKey,
+    limits: Limits,
+}
+
+impl Ingest {
+    pub fn new(store: Arc<dyn EventStore>, bus: EventBus, owner: PublicKey, limits: Limits) -> Self {
+        Self { store, bus, owner, limits }
+    }
+
+    /// The limits events are validated against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates and submits an event given as JSON text.
+    pub async fn submit_json(&self, json: &str, origin: Origin) -> Result<Ack, IngestError> {
+        let event = validate_event(json, &self.limits, Timestamp::now())?;
+        self.accept(event, origin).await
+    }
+
+    /// Validates and submits a parsed event (its JSON length is recomputed for the limit).
+    pub async fn submit(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
+        let len = serde_json::to_string(&event).map(|s| s.len()).unwrap_or(usize::MAX);
+        validate_parsed(&event, len, &self.limits, Timestamp::now())?;
+        self.accept(event, origin).await
+    }
+
+    /// Validates and submits many events in few commits (imports). Returns one result per
+    /// event, in order.
+    pub async fn submit_many(&self, events: Vec<Event>, origin: Origin) -> Vec<Result<Ack, IngestError>> {
+        let now = Timestamp::now();
+        let mut results: Vec<Option<Result<Ack, IngestError>>> = Vec::with_capacity(events.len());
+        let mut valid = Vec::new();
+        for event in events {
+            let len = serde_json::to_string(&event).map(|s| s.len()).unwrap_or(usize::MAX);
+            let checked = validate_parsed(&event, len, &self.limits, now)
+                .map_err(IngestError::from)
+                .and_then(|()| self.check_policy(&event, origin));
+            match checked {
+                Ok(()) => {
+                    results.push(None);
+                    valid.push(event);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let mut outcomes = match self.store.save_many(valid.clone()).await {
+            Ok(outcomes) => outcomes.into_iter().zip(valid).map(|(o, e)| self.announce(o, e)).collect::<Vec<_>>(),
+            Err(e) => {
+                let msg = e.to_string();
+                valid.iter().map(|_| Err(IngestError::Store(StoreError::Corrupt(msg.clone())))).collect()
+            }
+        }
+        .into_iter();
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| outcomes.next().expect("one outcome per valid event")))
+            .collect()
+    }
+
+    fn check_policy(&self, event: &Event, origin: Origin) -> Result<(), IngestError> {
+        match origin {
+            Origin::LocalClient if event.pubkey != self.owner => Err(IngestError::Blocked(
+                "only events signed by this node's owner may be published here".into(),
+            )),
+            Origin::LocalClient | Origin::Import => Ok(()),
+        }
+    }
+
+    async fn accept(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
+        self.check_policy(&event, origin)?;
+        let outcome = self.store.save(event.clone()).await?;
+        self.announce(outcome, event)
+    }
+
+    fn announce(&self, outcome: SaveOutcome, event: Event) -> Result<Ack, IngestError> {
+        debug!(id = %event.id, ?outcome, "event submitted");
+        let id = event.id;
+        match outcome {
+            SaveOutcome::Stored | SaveOutcome::Ephemeral => {
+                self.bus.publish(event);
+                Ok(Ack { id, duplicate: false })
+            }
+            SaveOutcome::Duplicate => Ok(Ack { id, duplicate: true }),
+            SaveOutcome::Superseded => Err(IngestError::Superseded),
+            SaveOutcome::Deleted => Err(IngestError::Deleted),
+        }
+    }
+}

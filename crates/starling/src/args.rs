@@ -1,0 +1,176 @@
+//! The command line: every subcommand and flag, with the help text users see.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "starling", version, about = "A peer-to-peer microblogging node on the Nostr data model.",
+    long_about = "A peer-to-peer microblogging node on the Nostr data model.\n\n\
+    `starling run` starts your node: a Nostr relay for your own clients on ws://127.0.0.1:7777,\n\
+    NostrP2P's REST API on the same port, and (soon) the peer-to-peer network. The other\n\
+    commands set a node up or talk to a running one.\n\n\
+    Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change how much they say.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a new Nostr key pair (nsec, npub and hex public key).
+    Keygen(KeygenArgs),
+    /// Create a node's data directory: config, node key and owner key.
+    Init(InitArgs),
+    /// Run the node until Ctrl-C.
+    Run(RunArgs),
+    /// Load events from a JSONL file (one NIP-01 event per line) into the store.
+    Import(ImportArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// Where the node's data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DataDirArg {
+    /// The node's data directory [default: the platform's data dir, e.g. ~/.local/share/starling]
+    #[arg(long, env = "STARLING_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// Use this existing secret key (nsec or hex) as the owner's key.
+    #[arg(long, conflicts_with = "npub")]
+    pub nsec: Option<String>,
+    /// Only know the owner's public key (npub or hex); the node then cannot sign, and
+    /// accepts events the owner signed elsewhere.
+    #[arg(long)]
+    pub npub: Option<String>,
+    /// The API address to write into the config.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    pub api: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// Address of the client API (overrides the config); port 0 picks a free port.
+    #[arg(long)]
+    pub api: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The JSONL file to read; `-` for standard input.
+    pub file: PathBuf,
+}
+
+/// Options shared by the client commands.
+#[derive(Debug, Args)]
+pub struct ClientOpts {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The node's API address [default: the running node's, from the data directory]
+    #[arg(long, global = true)]
+    pub api: Option<String>,
+    /// Sign with this secret key instead of the one in the data directory.
+    #[arg(long, env = "STARLING_NSEC", global = true, hide_env_values = true)]
+    pub nsec: Option<String>,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Publish a text note.
+    Post {
+        text: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Reply to a note (by hex id or note1…).
+    Reply {
+        event: String,
+        text: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Repost a note.
+    Repost {
+        event: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// React to a note ("+" is a like).
+    React {
+        event: String,
+        #[arg(default_value = "+")]
+        reaction: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Follow a user (npub or hex).
+    Follow {
+        npub: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Stop following a user.
+    Unfollow {
+        npub: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show a profile (yours by default) or set yours.
+    Profile {
+        #[command(subcommand)]
+        action: Option<ProfileAction>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show the home timeline, newest first: your notes, those you follow, mentions of you.
+    Timeline {
+        /// How many notes to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Keep running and print new notes as they arrive.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show the running node's status.
+    Status {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileAction {
+    /// Show a user's profile.
+    Show { npub: Option<String> },
+    /// Set fields of your profile; fields not given keep their value.
+    Set {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        about: Option<String>,
+        #[arg(long)]
+        picture: Option<String>,
+    },
+}

@@ -1,0 +1,178 @@
+//! The node's configuration file, `config.toml` in the data directory. Stage one of two:
+//! this raw form is what serde reads (every field optional, defaulted and documented);
+//! [`Config::validate`] turns it into the [`Settings`] that are passed down.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use starling_proto::Limits;
+
+/// `config.toml` as written on disk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub store: StoreConfig,
+    pub limits: Limits,
+}
+
+/// `[api]`: the client API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address of the client API (relay, REST, status). Loopback by default.
+    pub listen: String,
+    /// The name in the relay's NIP-11 document.
+    pub name: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7777".into(),
+            name: "starling".into(),
+        }
+    }
+}
+
+/// `[store]`: the embedded database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Bound on the stored events' bytes; 0 for none.
+    pub max_bytes: u64,
+    /// Seconds between sweeps that remove expired (NIP-40) events.
+    pub expire_every_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 2 * 1024 * 1024 * 1024,
+            expire_every_secs: 300,
+        }
+    }
+}
+
+/// Validated settings, passed down explicitly.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_listen: SocketAddr,
+    pub name: String,
+    pub max_bytes: Option<u64>,
+    pub expire_every_secs: u64,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Reads and parses a config file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid starling config", path.display()))
+    }
+
+    /// Checks the values and produces settings; `api_override` replaces `api.listen`.
+    pub fn validate(self, api_override: Option<&str>) -> anyhow::Result<Settings> {
+        let listen = api_override.unwrap_or(&self.api.listen);
+        let api_listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("api address {listen:?} is not IP:PORT"))?;
+        let l = &self.limits;
+        if l.max_event_bytes == 0 || l.max_filters == 0 || l.max_subscriptions == 0 || l.max_limit == 0 {
+            bail!("limits: max_event_bytes, max_filters, max_subscriptions and max_limit must be positive");
+        }
+        if l.max_message_bytes < l.max_event_bytes {
+            bail!("limits: max_message_bytes must be at least max_event_bytes");
+        }
+        Ok(Settings {
+            api_listen,
+            name: self.api.name,
+            max_bytes: (self.store.max_bytes > 0).then_some(self.store.max_bytes),
+            expire_every_secs: self.store.expire_every_secs.max(1),
+            limits: self.limits,
+        })
+    }
+
+    /// The commented config file `starling init` writes, showing every default.
+    pub fn template(api_listen: &str) -> String {
+        let d = Self::default();
+        let l = &d.limits;
+        format!(
+            r#"# starling node configuration. Every field is optional: a missing one takes the
+# default shown here. Sizes are in bytes, durations in seconds.
+
+[api]
+# Address of the client API: the NIP-01 relay (ws://), NostrP2P's REST routes
+# (POST /publish, POST /req) and GET /api/status. Keep it on loopback (127.0.0.1)
+# unless you mean to expose your node to other machines.
+listen = "{api_listen}"
+# The relay's name in its NIP-11 information document.
+name = "{name}"
+
+[store]
+# Upper bound on the stored events' size (their JSON). Past it the oldest events of
+# other authors are pruned; the owner's own events are never pruned. 0 = no bound.
+# The database file is larger than this by its indexes (about 2x).
+max_bytes = {max_bytes}
+# How often expired events (NIP-40) are removed.
+expire_every_secs = {expire}
+
+[limits]
+# Largest accepted event (its JSON).
+max_event_bytes = {max_event_bytes}
+# Most tags per event, and most elements per tag.
+max_tags = {max_tags}
+max_tag_elements = {max_tag_elements}
+# Largest client message (one WebSocket frame).
+max_message_bytes = {max_message_bytes}
+# Most filters per REQ/COUNT, open subscriptions per connection, characters per
+# subscription id, and values per filter field.
+max_filters = {max_filters}
+max_subscriptions = {max_subscriptions}
+max_subid_chars = {max_subid_chars}
+max_filter_values = {max_filter_values}
+# Most stored events returned for one filter (a larger `limit` is lowered to it).
+max_limit = {max_limit}
+# How far in the future an event's created_at may be.
+max_future_secs = {max_future_secs}
+# How far in the past created_at may be; leave unset to accept any age (needed for
+# imports and catching up with the network).
+# max_past_secs = 31536000
+"#,
+            name = d.api.name,
+            max_bytes = d.store.max_bytes,
+            expire = d.store.expire_every_secs,
+            max_event_bytes = l.max_event_bytes,
+            max_tags = l.max_tags,
+            max_tag_elements = l.max_tag_elements,
+            max_message_bytes = l.max_message_bytes,
+            max_filters = l.max_filters,
+            max_subscriptions = l.max_subscriptions,
+            max_subid_chars = l.max_subid_chars,
+            max_filter_values = l.max_filter_values,
+            max_limit = l.max_limit,
+            max_future_secs = l.max_future_secs,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_to_the_defaults() {
+        let parsed: Config = toml::from_str(&Config::template("127.0.0.1:7777")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults_and_typos_are_refused() {
+        assert_eq!(toml::from_str::<Config>("").unwrap(), Config::default());
+        assert!(toml::from_str::<Config>("[api]\nlisten_addr = \"x\"").is_err());
+        let settings = Config::default().validate(Some("127.0.0.1:0")).unwrap();
+        assert_eq!(settings.api_listen.port(), 0);
+        assert!(Config::default().validate(Some("nowhere")).is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! The `starling` binary: the only place where the node's parts are wired together.
+//! `run` starts a node; `keygen` and `init` set one up; `import` loads events; the other
+//! subcommands are a CLI client that talks to a running node over its API.
+
+mod args;
+mod client;
+mod commands;
+mod config;
+mod datadir;
+mod import;
+mod node;
+mod output;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen(a) => commands::keygen(a),
+        Command::Init(a) => commands::init(a),
+        Command::Run(a) => node::run(a).await,
+        Command::Import(a) => import::run(a).await,
+        Command::Client(c) => commands::client(c).await,
+    }
+}
