@@ -21,6 +21,7 @@ use starling_store::EventStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use relay::run_session;
 pub use status::NodeStatus;
 
 /// Everything the API handlers share.

@@ -1,0 +1,52 @@
+//! Shared helpers for the API tests: a node's API state on a temporary SQLite store, and
+//! signed events.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use starling_api::ApiState;
+use starling_core::{EventBus, Ingest};
+use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Limits, Tag};
+use starling_store::{SqliteStore, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+pub struct Node {
+    pub state: Arc<ApiState>,
+    pub owner: Keys,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn node_with(limits: Limits) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Keys::generate();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap());
+    let bus = EventBus::new();
+    let ingest = Arc::new(Ingest::new(store.clone(), bus.clone(), owner.public_key(), limits.clone()));
+    let state = Arc::new(ApiState {
+        ingest,
+        store,
+        bus,
+        owner: owner.public_key(),
+        limits,
+        name: "test".into(),
+        started: Instant::now(),
+        shutdown: CancellationToken::new(),
+        connections: AtomicUsize::new(0),
+    });
+    Node { state, owner, _dir: dir }
+}
+
+pub fn node() -> Node {
+    node_with(Limits::default())
+}
+
+pub fn note(keys: &Keys, content: &str) -> Event {
+    EventBuilder::new(Kind::TextNote, content).finalize(keys).unwrap()
+}
+
+pub fn event(keys: &Keys, kind: u16, content: &str, tags: Vec<Tag>) -> Event {
+    EventBuilder::new(Kind::from_u16(kind), content).tags(tags).finalize(keys).unwrap()
+}
