@@ -23,7 +23,9 @@ pub struct NodeStatus {
     pub connections: usize,
 }
 
-pub async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, (StatusCode, String)> {
+pub async fn status(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Json<NodeStatus>, (StatusCode, String)> {
     let stats = state
         .store
         .stats()

@@ -18,17 +18,40 @@ use tower::ServiceExt;
 
 use common::{event, node, note, Node};
 
-async fn post(node: &Node, path: &str, content_type: &str, body: String) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
-    let request = Request::post(path).header(header::CONTENT_TYPE, content_type).body(Body::from(body)).unwrap();
-    let response = starling_api::router(node.state.clone()).oneshot(request).await.unwrap();
+async fn post(
+    node: &Node,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
+    let request = Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap();
+    let response = starling_api::router(node.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, bytes, headers)
 }
 
 async fn publish(node: &Node, event: &Event) -> (StatusCode, Value) {
-    let (status, body, _) = post(node, "/publish", "application/json", serde_json::to_string(event).unwrap()).await;
+    let (status, body, _) = post(
+        node,
+        "/publish",
+        "application/json",
+        serde_json::to_string(event).unwrap(),
+    )
+    .await;
     (status, serde_json::from_slice(&body).unwrap())
 }
 
@@ -39,7 +62,9 @@ async fn req(node: &Node, filter: Value) -> Vec<Vec<(String, Mp)>> {
     assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
     assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
     let mut packed = Vec::new();
-    flate2::read::GzDecoder::new(body.as_slice()).read_to_end(&mut packed).unwrap();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_end(&mut packed)
+        .unwrap();
     let root = rmpv::decode::read_value(&mut packed.as_slice()).unwrap();
     let evts = root.as_map().unwrap();
     assert_eq!(evts.len(), 1);
@@ -49,7 +74,13 @@ async fn req(node: &Node, filter: Value) -> Vec<Vec<(String, Mp)>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e.as_map().unwrap().iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone())).collect())
+        .map(|e| {
+            e.as_map()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
+                .collect()
+        })
         .collect()
 }
 
@@ -61,38 +92,91 @@ fn field<'a>(e: &'a [(String, Mp)], key: &str) -> &'a Mp {
 async fn rest_publish_and_req_speak_nostrp2p() {
     let node = node();
     let friend = Keys::generate();
-    let follows = event(&node.owner, 3, "", vec![Tag::parse(["p", &friend.public_key().to_hex(), "", ""]).unwrap()]);
+    let follows = event(
+        &node.owner,
+        3,
+        "",
+        vec![Tag::parse(["p", &friend.public_key().to_hex(), "", ""]).unwrap()],
+    );
     let post1 = note(&node.owner, "one");
-    let reply = event(&node.owner, 1, "re", vec![Tag::parse(["e", &post1.id.to_hex(), "", "root"]).unwrap(), Tag::public_key(node.owner.public_key())]);
+    let reply = event(
+        &node.owner,
+        1,
+        "re",
+        vec![
+            Tag::parse(["e", &post1.id.to_hex(), "", "root"]).unwrap(),
+            Tag::public_key(node.owner.public_key()),
+        ],
+    );
     for e in [&follows, &post1, &reply] {
-        assert_eq!(publish(&node, e).await, (StatusCode::OK, json!({ "Status": "SUCCESS" })));
+        assert_eq!(
+            publish(&node, e).await,
+            (StatusCode::OK, json!({ "Status": "SUCCESS" }))
+        );
     }
     // The friend's post arrives as it will from the network: through the ingest path.
     let theirs = note(&friend, "from a friend");
-    node.state.ingest.submit(theirs.clone(), starling_core::Origin::Import).await.unwrap();
+    node.state
+        .ingest
+        .submit(theirs.clone(), starling_core::Origin::Import)
+        .await
+        .unwrap();
 
-    let timeline = req(&node, json!({ "kinds": [40000], "since": -1, "until": -1, "limit": 300 })).await;
+    let timeline = req(
+        &node,
+        json!({ "kinds": [40000], "since": -1, "until": -1, "limit": 300 }),
+    )
+    .await;
     let mut want: Vec<&Event> = vec![&follows, &post1, &reply, &theirs];
     want.sort_by(|a, b| b.cmp(a)); // oldest first
-    let got_ids: Vec<&[u8]> = timeline.iter().map(|e| field(e, "Id").as_slice().unwrap()).collect();
+    let got_ids: Vec<&[u8]> = timeline
+        .iter()
+        .map(|e| field(e, "Id").as_slice().unwrap())
+        .collect();
     let want_ids: Vec<&[u8]> = want.iter().map(|e| e.id.as_bytes().as_slice()).collect();
     assert_eq!(got_ids, want_ids);
     let e = &timeline[0];
     let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["Id", "Pubkey", "Created_at", "Kind", "Tags", "Content", "Sig"]);
+    assert_eq!(
+        keys,
+        [
+            "Id",
+            "Pubkey",
+            "Created_at",
+            "Kind",
+            "Tags",
+            "Content",
+            "Sig"
+        ]
+    );
     assert!(matches!(field(e, "Created_at"), Mp::F64(_)));
     assert!(matches!(field(e, "Pubkey"), Mp::Binary(b) if b.len() == 32));
     assert!(matches!(field(e, "Sig"), Mp::Binary(b) if b.len() == 64));
-    let reply_mp = timeline.iter().find(|e| field(e, "Content").as_str() == Some("re")).unwrap();
+    let reply_mp = timeline
+        .iter()
+        .find(|e| field(e, "Content").as_str() == Some("re"))
+        .unwrap();
     let tags = field(reply_mp, "Tags").as_array().unwrap();
-    assert!(tags.iter().flat_map(|t| t.as_array().unwrap()).all(|v| matches!(v, Mp::Binary(_))));
+    assert!(tags
+        .iter()
+        .flat_map(|t| t.as_array().unwrap())
+        .all(|v| matches!(v, Mp::Binary(_))));
 
     let one = req(&node, json!({ "kinds": [1], "ids": [post1.id.to_hex()], "authors": [node.owner.public_key().to_hex()] })).await;
     assert_eq!(one.len(), 1);
     assert_eq!(field(&one[0], "Content").as_str(), Some("one"));
-    let fl = req(&node, json!({ "kinds": [3], "authors": [node.owner.public_key().to_hex()] })).await;
+    let fl = req(
+        &node,
+        json!({ "kinds": [3], "authors": [node.owner.public_key().to_hex()] }),
+    )
+    .await;
     assert_eq!(field(&fl[0], "Kind").as_u64(), Some(3));
-    assert!(req(&node, json!({ "kinds": [0], "authors": [friend.public_key().to_hex()] })).await.is_empty());
+    assert!(req(
+        &node,
+        json!({ "kinds": [0], "authors": [friend.public_key().to_hex()] })
+    )
+    .await
+    .is_empty());
     assert!(req(&node, json!({ "kinds": [7] })).await.is_empty());
 }
 
@@ -103,7 +187,10 @@ async fn rest_refuses_bad_input() {
     bad_sig["sig"] = json!(note(&node.owner, "y").sig.to_string());
     let (status, body, _) = post(&node, "/publish", "application/json", bad_sig.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["Error"], json!("invalid: bad signature"));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["Error"],
+        json!("invalid: bad signature")
+    );
     let (status, _, _) = post(&node, "/publish", "text/plain", "{}".into()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let (status, body) = publish(&node, &note(&Keys::generate(), "foreign")).await;
@@ -123,37 +210,69 @@ async fn cors_preflight_matches_nostrp2p() {
         .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
         .body(Body::empty())
         .unwrap();
-    let response = starling_api::router(node.state.clone()).oneshot(request).await.unwrap();
+    let response = starling_api::router(node.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     assert!(response.status().is_success());
     let h = response.headers();
-    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "http://localhost:5000");
+    assert_eq!(
+        h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://localhost:5000"
+    );
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
     assert_eq!(h[header::ACCESS_CONTROL_MAX_AGE], "3600");
     assert_eq!(h["access-control-allow-private-network"], "true");
-    assert!(h[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap().contains("POST"));
+    assert!(h[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
 }
 
 #[tokio::test]
 async fn nip11_status_and_a_websocket_over_tcp() {
     let node = node();
-    let request = Request::get("/").header(header::ACCEPT, "application/nostr+json").body(Body::empty()).unwrap();
-    let response = starling_api::router(node.state.clone()).oneshot(request).await.unwrap();
-    let doc: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let request = Request::get("/")
+        .header(header::ACCEPT, "application/nostr+json")
+        .body(Body::empty())
+        .unwrap();
+    let response = starling_api::router(node.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let doc: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(doc["pubkey"], json!(node.owner.public_key().to_hex()));
-    assert!(doc["supported_nips"].as_array().unwrap().contains(&json!(45)));
+    assert!(doc["supported_nips"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(45)));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(starling_api::serve(listener, node.state.clone()));
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+        .await
+        .unwrap();
     let e = note(&node.owner, "over tcp");
-    ws.send(Message::text(json!(["EVENT", e]).to_string())).await.unwrap();
-    let Some(Ok(Message::Text(ok))) = ws.next().await else { panic!("no OK") };
-    assert_eq!(serde_json::from_str::<Value>(&ok).unwrap(), json!(["OK", e.id.to_hex(), true, ""]));
+    ws.send(Message::text(json!(["EVENT", e]).to_string()))
+        .await
+        .unwrap();
+    let Some(Ok(Message::Text(ok))) = ws.next().await else {
+        panic!("no OK")
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(&ok).unwrap(),
+        json!(["OK", e.id.to_hex(), true, ""])
+    );
 
     let request = Request::get("/api/status").body(Body::empty()).unwrap();
-    let response = starling_api::router(node.state.clone()).oneshot(request).await.unwrap();
-    let status: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let response = starling_api::router(node.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(status["events"], json!(1));
     assert_eq!(status["connections"], json!(1));
     node.state.shutdown.cancel();

@@ -40,7 +40,9 @@ impl Client {
     }
 
     async fn nothing_within(&mut self, ms: u64) -> bool {
-        tokio::time::timeout(Duration::from_millis(ms), self.rx.next()).await.is_err()
+        tokio::time::timeout(Duration::from_millis(ms), self.rx.next())
+            .await
+            .is_err()
     }
 
     /// REQ and collect events until EOSE.
@@ -75,7 +77,15 @@ async fn publishes_queries_and_streams_live() {
     c.send(json!(["EVENT", first])).await;
     assert_eq!(c.recv().await, json!(["OK", first.id.to_hex(), true, ""]));
     c.send(json!(["EVENT", first])).await;
-    assert_eq!(c.recv().await, json!(["OK", first.id.to_hex(), true, "duplicate: already have this event"]));
+    assert_eq!(
+        c.recv().await,
+        json!([
+            "OK",
+            first.id.to_hex(),
+            true,
+            "duplicate: already have this event"
+        ])
+    );
 
     let stored = c.req("s", json!([{ "kinds": [1] }])).await;
     assert_eq!(stored, vec![serde_json::to_value(&first).unwrap()]);
@@ -89,9 +99,14 @@ async fn publishes_queries_and_streams_live() {
     c.send(json!(["CLOSE", "s"])).await;
     c.send(json!(["COUNT", "n", { "kinds": [1] }])).await;
     assert_eq!(c.recv().await, json!(["COUNT", "n", { "count": 2 }]));
-    other.send(json!(["EVENT", note(&node.owner, "third")])).await;
+    other
+        .send(json!(["EVENT", note(&node.owner, "third")]))
+        .await;
     other.recv().await;
-    assert!(c.nothing_within(200).await, "a closed subscription gets no live events");
+    assert!(
+        c.nothing_within(200).await,
+        "a closed subscription gets no live events"
+    );
 }
 
 #[tokio::test]
@@ -103,10 +118,11 @@ async fn replaceable_and_deleted_events() {
     c.recv().await;
     let mut newer = event(&node.owner, 0, r#"{"name":"new"}"#, vec![]);
     if newer.created_at <= old.created_at {
-        newer = starling_proto::EventBuilder::new(starling_proto::Kind::Metadata, r#"{"name":"new"}"#)
-            .custom_created_at(old.created_at + 1)
-            .finalize(&node.owner)
-            .unwrap();
+        newer =
+            starling_proto::EventBuilder::new(starling_proto::Kind::Metadata, r#"{"name":"new"}"#)
+                .custom_created_at(old.created_at + 1)
+                .finalize(&node.owner)
+                .unwrap();
     }
     c.send(json!(["EVENT", newer])).await;
     assert_eq!(c.recv().await[2], json!(true));
@@ -123,12 +139,20 @@ async fn replaceable_and_deleted_events() {
     let deletion = event(&node.owner, 5, "", vec![Tag::event(target.id)]);
     c.send(json!(["EVENT", deletion])).await;
     assert_eq!(c.recv().await[2], json!(true));
-    assert!(c.req("d", json!([{ "ids": [target.id.to_hex()] }])).await.is_empty());
+    assert!(c
+        .req("d", json!([{ "ids": [target.id.to_hex()] }]))
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
 async fn bad_input_is_refused_and_the_session_survives() {
-    let limits = Limits { max_event_bytes: 4096, max_tags: 50, max_filters: 3, ..Limits::default() };
+    let limits = Limits {
+        max_event_bytes: 4096,
+        max_tags: 50,
+        max_filters: 3,
+        ..Limits::default()
+    };
     let node = node_with(limits);
     let mut c = Client::attach(&node);
 
@@ -137,38 +161,69 @@ async fn bad_input_is_refused_and_the_session_survives() {
     json_ev["sig"] = json!(note(&node.owner, "b").sig.to_string());
     c.send(json!(["EVENT", json_ev])).await;
     let m = c.recv().await;
-    assert_eq!((m[1].clone(), m[2].clone()), (json_ev["id"].clone(), json!(false)));
+    assert_eq!(
+        (m[1].clone(), m[2].clone()),
+        (json_ev["id"].clone(), json!(false))
+    );
     assert_eq!(m[3], json!("invalid: bad signature"));
-    c.still_usable_without(json_ev["id"].as_str().unwrap()).await;
+    c.still_usable_without(json_ev["id"].as_str().unwrap())
+        .await;
 
     // Id that is not the hash.
     let mut json_ev = serde_json::to_value(note(&node.owner, "c")).unwrap();
     json_ev["content"] = json!("changed");
     c.send(json!(["EVENT", json_ev])).await;
-    assert_eq!(c.recv().await[3], json!("invalid: event id does not match the hash of the event"));
-    c.still_usable_without(json_ev["id"].as_str().unwrap()).await;
+    assert_eq!(
+        c.recv().await[3],
+        json!("invalid: event id does not match the hash of the event")
+    );
+    c.still_usable_without(json_ev["id"].as_str().unwrap())
+        .await;
 
     // Malformed JSON and an unknown message type.
     c.send("[\"EVENT\", {").await;
-    assert!(c.recv().await[1].as_str().unwrap().starts_with("error: could not parse message"));
+    assert!(c.recv().await[1]
+        .as_str()
+        .unwrap()
+        .starts_with("error: could not parse message"));
     c.send(json!(["FOO", 1])).await;
-    assert_eq!(c.recv().await, json!(["NOTICE", "error: unknown message type \"FOO\""]));
+    assert_eq!(
+        c.recv().await,
+        json!(["NOTICE", "error: unknown message type \"FOO\""])
+    );
 
     // Oversized event and too many tags.
     let big = note(&node.owner, &"x".repeat(5000));
     c.send(json!(["EVENT", big])).await;
-    assert!(c.recv().await[3].as_str().unwrap().starts_with("invalid: event is"));
+    assert!(c.recv().await[3]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid: event is"));
     c.still_usable_without(&big.id.to_hex()).await;
-    let tagged = event(&node.owner, 1, "t", (0..60).map(|i| Tag::hashtag(format!("t{i}"))).collect());
+    let tagged = event(
+        &node.owner,
+        1,
+        "t",
+        (0..60).map(|i| Tag::hashtag(format!("t{i}"))).collect(),
+    );
     c.send(json!(["EVENT", tagged])).await;
-    assert_eq!(c.recv().await[3], json!("invalid: event has 60 tags, the limit is 50"));
+    assert_eq!(
+        c.recv().await[3],
+        json!("invalid: event has 60 tags, the limit is 50")
+    );
     c.still_usable_without(&tagged.id.to_hex()).await;
 
     // Too many filters.
     c.send(json!(["REQ", "many", {}, {}, {}, {}])).await;
     let m = c.recv().await;
-    assert_eq!((m[0].clone(), m[1].clone()), (json!("CLOSED"), json!("many")));
-    assert!(m[2].as_str().unwrap().starts_with("error: too many filters"));
+    assert_eq!(
+        (m[0].clone(), m[1].clone()),
+        (json!("CLOSED"), json!("many"))
+    );
+    assert!(m[2]
+        .as_str()
+        .unwrap()
+        .starts_with("error: too many filters"));
 
     // Someone other than the owner.
     let foreign = note(&Keys::generate(), "not yours");
@@ -182,7 +237,10 @@ async fn bad_input_is_refused_and_the_session_survives() {
 
 #[tokio::test]
 async fn subscriptions_are_capped_per_connection() {
-    let node = node_with(Limits { max_subscriptions: 2, ..Limits::default() });
+    let node = node_with(Limits {
+        max_subscriptions: 2,
+        ..Limits::default()
+    });
     let mut c = Client::attach(&node);
     c.req("a", json!([{}])).await;
     c.req("b", json!([{}])).await;

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use starling_proto::{validate_event, validate_parsed, Event, EventId, Limits, PublicKey, Timestamp, ValidationError};
+use starling_proto::{
+    validate_event, validate_parsed, Event, EventId, Limits, PublicKey, Timestamp, ValidationError,
+};
 use starling_store::{EventStore, SaveOutcome, StoreError};
 use tracing::debug;
 
@@ -54,8 +56,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(store: Arc<dyn EventStore>, bus: EventBus, owner: PublicKey, limits: Limits) -> Self {
-        Self { store, bus, owner, limits }
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        bus: EventBus,
+        owner: PublicKey,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            owner,
+            limits,
+        }
     }
 
     /// The limits events are validated against.
@@ -71,19 +83,27 @@ impl Ingest {
 
     /// Validates and submits a parsed event (its JSON length is recomputed for the limit).
     pub async fn submit(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
-        let len = serde_json::to_string(&event).map(|s| s.len()).unwrap_or(usize::MAX);
+        let len = serde_json::to_string(&event)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
         validate_parsed(&event, len, &self.limits, Timestamp::now())?;
         self.accept(event, origin).await
     }
 
     /// Validates and submits many events in few commits (imports). Returns one result per
     /// event, in order.
-    pub async fn submit_many(&self, events: Vec<Event>, origin: Origin) -> Vec<Result<Ack, IngestError>> {
+    pub async fn submit_many(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+    ) -> Vec<Result<Ack, IngestError>> {
         let now = Timestamp::now();
         let mut results: Vec<Option<Result<Ack, IngestError>>> = Vec::with_capacity(events.len());
         let mut valid = Vec::new();
         for event in events {
-            let len = serde_json::to_string(&event).map(|s| s.len()).unwrap_or(usize::MAX);
+            let len = serde_json::to_string(&event)
+                .map(|s| s.len())
+                .unwrap_or(usize::MAX);
             let checked = validate_parsed(&event, len, &self.limits, now)
                 .map_err(IngestError::from)
                 .and_then(|()| self.check_policy(&event, origin));
@@ -96,10 +116,17 @@ impl Ingest {
             }
         }
         let mut outcomes = match self.store.save_many(valid.clone()).await {
-            Ok(outcomes) => outcomes.into_iter().zip(valid).map(|(o, e)| self.announce(o, e)).collect::<Vec<_>>(),
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .zip(valid)
+                .map(|(o, e)| self.announce(o, e))
+                .collect::<Vec<_>>(),
             Err(e) => {
                 let msg = e.to_string();
-                valid.iter().map(|_| Err(IngestError::Store(StoreError::Corrupt(msg.clone())))).collect()
+                valid
+                    .iter()
+                    .map(|_| Err(IngestError::Store(StoreError::Corrupt(msg.clone()))))
+                    .collect()
             }
         }
         .into_iter();
@@ -130,9 +157,15 @@ impl Ingest {
         match outcome {
             SaveOutcome::Stored | SaveOutcome::Ephemeral => {
                 self.bus.publish(event);
-                Ok(Ack { id, duplicate: false })
+                Ok(Ack {
+                    id,
+                    duplicate: false,
+                })
             }
-            SaveOutcome::Duplicate => Ok(Ack { id, duplicate: true }),
+            SaveOutcome::Duplicate => Ok(Ack {
+                id,
+                duplicate: true,
+            }),
             SaveOutcome::Superseded => Err(IngestError::Superseded),
             SaveOutcome::Deleted => Err(IngestError::Deleted),
         }

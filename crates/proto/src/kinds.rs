@@ -40,9 +40,15 @@ mod tests {
         assert_eq!(KindClass::of(Kind::from_u16(1)), KindClass::Regular);
         assert_eq!(KindClass::of(Kind::from_u16(3)), KindClass::Replaceable);
         assert_eq!(KindClass::of(Kind::from_u16(5)), KindClass::Regular);
-        assert_eq!(KindClass::of(Kind::from_u16(10_002)), KindClass::Replaceable);
+        assert_eq!(
+            KindClass::of(Kind::from_u16(10_002)),
+            KindClass::Replaceable
+        );
         assert_eq!(KindClass::of(Kind::from_u16(20_001)), KindClass::Ephemeral);
-        assert_eq!(KindClass::of(Kind::from_u16(30_023)), KindClass::Addressable);
+        assert_eq!(
+            KindClass::of(Kind::from_u16(30_023)),
+            KindClass::Addressable
+        );
         assert_eq!(KindClass::of(Kind::from_u16(40_000)), KindClass::Regular);
     }
 }

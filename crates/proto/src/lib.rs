@@ -18,12 +18,12 @@ pub use limits::Limits;
 pub use message::{parse_client_message, raw_event_id, ClientMessage, MessageError, RelayMessage};
 pub use validate::{validate_event, validate_parsed, ValidationError};
 
+/// NIP-19 entities (`nevent`, `nprofile`, …).
+pub use nostr::nips::nip19;
 /// The Nostr types used across starling.
 pub use nostr::prelude::{
-    Event, EventBuilder, EventId, Filter, Keys, Kind, PublicKey, SecretKey,
-    SingleLetterTag, SubscriptionId, Tag, Tags, Timestamp,
+    Event, EventBuilder, EventId, Filter, Keys, Kind, PublicKey, SecretKey, SingleLetterTag,
+    SubscriptionId, Tag, Tags, Timestamp,
 };
 /// NIP-19 bech32 encoding (`npub`, `nsec`, `note`).
 pub use nostr::prelude::{FinalizeEvent, FromBech32, ToBech32};
-/// NIP-19 entities (`nevent`, `nprofile`, …).
-pub use nostr::nips::nip19;

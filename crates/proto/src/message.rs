@@ -59,7 +59,9 @@ pub fn parse_client_message<'a>(
     match kind {
         "EVENT" => match rest {
             [event] => Ok(ClientMessage::Event(event.get())),
-            _ => Err(MessageError::Malformed("EVENT takes exactly one event".into())),
+            _ => Err(MessageError::Malformed(
+                "EVENT takes exactly one event".into(),
+            )),
         },
         "REQ" => {
             let (sub_id, filters) = parse_subscription(rest, limits)?;
@@ -71,7 +73,9 @@ pub fn parse_client_message<'a>(
         }
         "CLOSE" => match rest {
             [sub_id] => Ok(ClientMessage::Close(parse_sub_id(sub_id, limits)?)),
-            _ => Err(MessageError::Malformed("CLOSE takes one subscription id".into())),
+            _ => Err(MessageError::Malformed(
+                "CLOSE takes one subscription id".into(),
+            )),
         },
         "AUTH" | "NEG-OPEN" | "NEG-MSG" | "NEG-CLOSE" => {
             Err(MessageError::Unsupported(kind.to_string()))
@@ -116,8 +120,8 @@ fn parse_subscription(
     }
     let mut filters = Vec::with_capacity(raw_filters.len());
     for raw in raw_filters {
-        let filter = Filter::from_json(raw.get())
-            .map_err(|e| bad(format!("invalid: bad filter: {e}")))?;
+        let filter =
+            Filter::from_json(raw.get()).map_err(|e| bad(format!("invalid: bad filter: {e}")))?;
         check_filter(&filter, limits).map_err(bad)?;
         filters.push(filter);
     }
@@ -180,7 +184,9 @@ impl RelayMessage<'_> {
             Self::Eose(sub_id) => format!("[\"EOSE\",{}]", s(sub_id.as_str())),
             Self::Closed(sub_id, msg) => format!("[\"CLOSED\",{},{}]", s(sub_id.as_str()), s(msg)),
             Self::Notice(msg) => format!("[\"NOTICE\",{}]", s(msg)),
-            Self::Count(sub_id, n) => format!("[\"COUNT\",{},{{\"count\":{n}}}]", s(sub_id.as_str())),
+            Self::Count(sub_id, n) => {
+                format!("[\"COUNT\",{},{{\"count\":{n}}}]", s(sub_id.as_str()))
+            }
         }
     }
 }
@@ -209,7 +215,10 @@ mod tests {
 
     #[test]
     fn parses_each_message_type() {
-        assert!(matches!(parse(r#"["EVENT",{"id":"x"}]"#), Ok(ClientMessage::Event(_))));
+        assert!(matches!(
+            parse(r#"["EVENT",{"id":"x"}]"#),
+            Ok(ClientMessage::Event(_))
+        ));
         let Ok(ClientMessage::Req { sub_id, filters }) =
             parse(r##"["REQ","s",{"kinds":[1],"#p":["ab"]},{"limit":3}]"##)
         else {
@@ -217,8 +226,14 @@ mod tests {
         };
         assert_eq!(sub_id.as_str(), "s");
         assert_eq!(filters.len(), 2);
-        assert!(matches!(parse(r#"["COUNT","c",{}]"#), Ok(ClientMessage::Count { .. })));
-        assert!(matches!(parse(r#"["CLOSE","s"]"#), Ok(ClientMessage::Close(_))));
+        assert!(matches!(
+            parse(r#"["COUNT","c",{}]"#),
+            Ok(ClientMessage::Count { .. })
+        ));
+        assert!(matches!(
+            parse(r#"["CLOSE","s"]"#),
+            Ok(ClientMessage::Close(_))
+        ));
     }
 
     #[test]
@@ -226,7 +241,10 @@ mod tests {
         assert!(matches!(parse("not json"), Err(MessageError::Malformed(_))));
         assert!(matches!(parse("[]"), Err(MessageError::Malformed(_))));
         assert!(matches!(parse(r#"["FOO",1]"#), Err(MessageError::UnknownType(t)) if t == "FOO"));
-        assert!(matches!(parse(r#"["AUTH",{}]"#), Err(MessageError::Unsupported(_))));
+        assert!(matches!(
+            parse(r#"["AUTH",{}]"#),
+            Err(MessageError::Unsupported(_))
+        ));
         let many = format!(r#"["REQ","s"{}]"#, ",{}".repeat(11));
         assert!(matches!(
             parse(&many),
@@ -248,6 +266,9 @@ mod tests {
             message: "invalid: x",
         };
         assert_eq!(ok.to_json(), r#"["OK","00",false,"invalid: x"]"#);
-        assert_eq!(RelayMessage::Count(&sub, 7).to_json(), r#"["COUNT","a\"b",{"count":7}]"#);
+        assert_eq!(
+            RelayMessage::Count(&sub, 7).to_json(),
+            r#"["COUNT","a\"b",{"count":7}]"#
+        );
     }
 }

@@ -35,7 +35,11 @@ pub enum ValidationError {
 
 /// Parses `json` as an event and validates it. `now` is the clock to check `created_at`
 /// and expiration against.
-pub fn validate_event(json: &str, limits: &Limits, now: Timestamp) -> Result<Event, ValidationError> {
+pub fn validate_event(
+    json: &str,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<Event, ValidationError> {
     check_size(json.len(), limits)?;
     let event = Event::from_json(json).map_err(|e| ValidationError::Malformed(e.to_string()))?;
     validate_parsed(&event, json.len(), limits, now)?;
@@ -184,7 +188,10 @@ mod tests {
         let err = validate_event(&future.as_json(), &Limits::default(), now).unwrap_err();
         assert!(matches!(err, ValidationError::FromTheFuture { .. }));
 
-        let old = signed(&keys, EventBuilder::new(Kind::TextNote, "o").custom_created_at(now - 7200));
+        let old = signed(
+            &keys,
+            EventBuilder::new(Kind::TextNote, "o").custom_created_at(now - 7200),
+        );
         assert!(validate_event(&old.as_json(), &Limits::default(), now).is_ok());
         let strict = Limits {
             max_past_secs: Some(3600),

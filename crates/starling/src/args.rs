@@ -5,12 +5,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "starling", version, about = "A peer-to-peer microblogging node on the Nostr data model.",
+#[command(
+    name = "starling",
+    version,
+    about = "A peer-to-peer microblogging node on the Nostr data model.",
     long_about = "A peer-to-peer microblogging node on the Nostr data model.\n\n\
     `starling run` starts your node: a Nostr relay for your own clients on ws://127.0.0.1:7777,\n\
     NostrP2P's REST API on the same port, and (soon) the peer-to-peer network. The other\n\
     commands set a node up or talk to a running one.\n\n\
-    Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change how much they say.")]
+    Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change how much they say."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

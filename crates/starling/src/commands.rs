@@ -35,10 +35,21 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
     let generated = owner.is_none();
     let owner = dir.init(owner, &args.api)?;
     println!("initialized {}", dir.path().display());
-    println!("  owner   {}{}", owner.public_key().to_bech32()?, if generated { " (new key, secret in owner.nsec)" } else { "" });
+    println!(
+        "  owner   {}{}",
+        owner.public_key().to_bech32()?,
+        if generated {
+            " (new key, secret in owner.nsec)"
+        } else {
+            ""
+        }
+    );
     println!("  node    {}", dir.peer_id()?);
     println!("  config  {}", dir.config().display());
-    println!("Start it with: starling run --data-dir {}", dir.path().display());
+    println!(
+        "Start it with: starling run --data-dir {}",
+        dir.path().display()
+    );
     Ok(())
 }
 
@@ -62,12 +73,17 @@ fn owner_key(opts: &ClientOpts) -> anyhow::Result<PublicKey> {
     if let Some(nsec) = &opts.nsec {
         return Ok(parse_nsec(nsec)?.public_key());
     }
-    Ok(DataDir::resolve(opts.dir.data_dir.clone())?.owner()?.public_key())
+    Ok(DataDir::resolve(opts.dir.data_dir.clone())?
+        .owner()?
+        .public_key())
 }
 
 fn print_published(opts: &ClientOpts, what: &str, event: &Event) {
     if opts.json {
-        println!("{}", serde_json::to_string(event).expect("an event serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(event).expect("an event serializes")
+        );
     } else {
         println!("{what} {}", event.id.to_hex());
     }
@@ -76,18 +92,57 @@ fn print_published(opts: &ClientOpts, what: &str, event: &Event) {
 pub async fn client(command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Status { opts } => status(&opts).await,
-        ClientCommand::Timeline { limit, follow, opts } => timeline(&opts, limit, follow).await,
+        ClientCommand::Timeline {
+            limit,
+            follow,
+            opts,
+        } => timeline(&opts, limit, follow).await,
         ClientCommand::Profile { action, opts } => profile(&opts, action).await,
-        ClientCommand::Post { text, opts } => publish(&opts, "posted", |c, k| Box::pin(async move { actions::post(c, k, &text).await })).await,
-        ClientCommand::Reply { event, text, opts } => publish(&opts, "replied", |c, k| Box::pin(async move { actions::reply(c, k, &event, &text).await })).await,
-        ClientCommand::Repost { event, opts } => publish(&opts, "reposted", |c, k| Box::pin(async move { actions::repost(c, k, &event).await })).await,
-        ClientCommand::React { event, reaction, opts } => publish(&opts, "reacted", |c, k| Box::pin(async move { actions::react(c, k, &event, &reaction).await })).await,
-        ClientCommand::Follow { npub, opts } => publish(&opts, "followed; new follow list", |c, k| Box::pin(async move { actions::set_follow(c, k, &npub, true).await })).await,
-        ClientCommand::Unfollow { npub, opts } => publish(&opts, "unfollowed; new follow list", |c, k| Box::pin(async move { actions::set_follow(c, k, &npub, false).await })).await,
+        ClientCommand::Post { text, opts } => {
+            publish(&opts, "posted", |c, k| {
+                Box::pin(async move { actions::post(c, k, &text).await })
+            })
+            .await
+        }
+        ClientCommand::Reply { event, text, opts } => {
+            publish(&opts, "replied", |c, k| {
+                Box::pin(async move { actions::reply(c, k, &event, &text).await })
+            })
+            .await
+        }
+        ClientCommand::Repost { event, opts } => {
+            publish(&opts, "reposted", |c, k| {
+                Box::pin(async move { actions::repost(c, k, &event).await })
+            })
+            .await
+        }
+        ClientCommand::React {
+            event,
+            reaction,
+            opts,
+        } => {
+            publish(&opts, "reacted", |c, k| {
+                Box::pin(async move { actions::react(c, k, &event, &reaction).await })
+            })
+            .await
+        }
+        ClientCommand::Follow { npub, opts } => {
+            publish(&opts, "followed; new follow list", |c, k| {
+                Box::pin(async move { actions::set_follow(c, k, &npub, true).await })
+            })
+            .await
+        }
+        ClientCommand::Unfollow { npub, opts } => {
+            publish(&opts, "unfollowed; new follow list", |c, k| {
+                Box::pin(async move { actions::set_follow(c, k, &npub, false).await })
+            })
+            .await
+        }
     }
 }
 
-type ActionFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Event>> + 'a>>;
+type ActionFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Event>> + 'a>>;
 
 /// Connects, signs and publishes with `action`, and reports the event.
 async fn publish<F>(opts: &ClientOpts, what: &str, action: F) -> anyhow::Result<()>
@@ -108,11 +163,20 @@ async fn status(opts: &ClientOpts) -> anyhow::Result<()> {
         println!("{status}");
         return Ok(());
     }
-    let get = |k: &str| status.get(k).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default();
+    let get = |k: &str| {
+        status
+            .get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
     println!("starling {} at {addr}", get("version"));
     println!("  owner        {}", get("owner_npub"));
     println!("  uptime       {} s", get("uptime_secs"));
-    println!("  events       {} ({} bytes)", get("events"), get("event_bytes"));
+    println!(
+        "  events       {} ({} bytes)",
+        get("events"),
+        get("event_bytes")
+    );
     println!("  connections  {}", get("connections"));
     Ok(())
 }
@@ -130,7 +194,14 @@ async fn profile(opts: &ClientOpts, action: Option<ProfileAction>) -> anyhow::Re
                 (Some((event, _)), true) => println!("{}", serde_json::to_string(&event)?),
                 (Some((_, fields)), false) => {
                     println!("{}", who.to_bech32()?);
-                    for key in ["name", "display_name", "about", "picture", "nip05", "website"] {
+                    for key in [
+                        "name",
+                        "display_name",
+                        "about",
+                        "picture",
+                        "nip05",
+                        "website",
+                    ] {
                         if let Some(value) = fields.get(key).and_then(|v| v.as_str()) {
                             println!("  {key:<12} {value}");
                         }
@@ -140,7 +211,11 @@ async fn profile(opts: &ClientOpts, action: Option<ProfileAction>) -> anyhow::Re
                 (None, false) => println!("{}: no profile on this node", who.to_bech32()?),
             }
         }
-        ProfileAction::Set { name, about, picture } => {
+        ProfileAction::Set {
+            name,
+            about,
+            picture,
+        } => {
             let keys = signing_keys(opts)?;
             let changes = [("name", name), ("about", about), ("picture", picture)];
             let event = actions::set_profile(&mut client, &keys, &changes).await?;
@@ -151,15 +226,29 @@ async fn profile(opts: &ClientOpts, action: Option<ProfileAction>) -> anyhow::Re
 }
 
 /// Display names of `authors` from their kind-0 profiles, short npubs otherwise.
-async fn names(client: &mut NodeClient, authors: Vec<PublicKey>) -> anyhow::Result<HashMap<PublicKey, String>> {
-    let mut names: HashMap<PublicKey, String> = authors.iter().map(|pk| (*pk, short_npub(pk))).collect();
+async fn names(
+    client: &mut NodeClient,
+    authors: Vec<PublicKey>,
+) -> anyhow::Result<HashMap<PublicKey, String>> {
+    let mut names: HashMap<PublicKey, String> =
+        authors.iter().map(|pk| (*pk, short_npub(pk))).collect();
     if authors.is_empty() {
         return Ok(names);
     }
-    for event in client.query(vec![Filter::new().authors(authors).kind(Kind::Metadata)]).await? {
+    for event in client
+        .query(vec![Filter::new().authors(authors).kind(Kind::Metadata)])
+        .await?
+    {
         let fields: serde_json::Value = serde_json::from_str(&event.content).unwrap_or_default();
-        if let Some(name) = fields.get("name").and_then(|v| v.as_str()).filter(|n| !n.is_empty()) {
-            names.insert(event.pubkey, format!("{name} ({})", short_npub(&event.pubkey)));
+        if let Some(name) = fields
+            .get("name")
+            .and_then(|v| v.as_str())
+            .filter(|n| !n.is_empty())
+        {
+            names.insert(
+                event.pubkey,
+                format!("{name} ({})", short_npub(&event.pubkey)),
+            );
         }
     }
     Ok(names)
@@ -197,11 +286,18 @@ async fn timeline(opts: &ClientOpts, limit: usize, follow: bool) -> anyhow::Resu
     }
 }
 
-fn show(opts: &ClientOpts, event: &Event, names: &HashMap<PublicKey, String>) -> anyhow::Result<()> {
+fn show(
+    opts: &ClientOpts,
+    event: &Event,
+    names: &HashMap<PublicKey, String>,
+) -> anyhow::Result<()> {
     if opts.json {
         println!("{}", serde_json::to_string(event)?);
     } else {
-        let name = names.get(&event.pubkey).cloned().unwrap_or_else(|| short_npub(&event.pubkey));
+        let name = names
+            .get(&event.pubkey)
+            .cloned()
+            .unwrap_or_else(|| short_npub(&event.pubkey));
         println!("{}\n", note_line(event, &name));
     }
     Ok(())

@@ -68,8 +68,10 @@ pub struct Settings {
 impl Config {
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid starling config", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid starling config", path.display()))
     }
 
     /// Checks the values and produces settings; `api_override` replaces `api.listen`.
@@ -79,7 +81,11 @@ impl Config {
             .parse()
             .with_context(|| format!("api address {listen:?} is not IP:PORT"))?;
         let l = &self.limits;
-        if l.max_event_bytes == 0 || l.max_filters == 0 || l.max_subscriptions == 0 || l.max_limit == 0 {
+        if l.max_event_bytes == 0
+            || l.max_filters == 0
+            || l.max_subscriptions == 0
+            || l.max_limit == 0
+        {
             bail!("limits: max_event_bytes, max_filters, max_subscriptions and max_limit must be positive");
         }
         if l.max_message_bytes < l.max_event_bytes {

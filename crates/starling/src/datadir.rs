@@ -45,7 +45,8 @@ impl DataDir {
         match dir {
             Some(dir) => Ok(Self(dir)),
             None => {
-                let base = dirs::data_dir().context("no platform data directory; pass --data-dir")?;
+                let base =
+                    dirs::data_dir().context("no platform data directory; pass --data-dir")?;
                 Ok(Self(base.join("starling")))
             }
         }
@@ -82,12 +83,18 @@ impl DataDir {
     /// directory that already holds a node.
     pub fn init(&self, owner: Option<OwnerKey>, api_listen: &str) -> anyhow::Result<OwnerKey> {
         if self.is_initialized() {
-            bail!("{} already holds a starling node (config.toml exists)", self.0.display());
+            bail!(
+                "{} already holds a starling node (config.toml exists)",
+                self.0.display()
+            );
         }
         fs::create_dir_all(&self.0).with_context(|| format!("creating {}", self.0.display()))?;
         let owner = owner.unwrap_or_else(|| OwnerKey::Secret(Keys::generate()));
         match &owner {
-            OwnerKey::Secret(keys) => write_private(&self.nsec(), format!("{}\n", keys.secret_key().to_bech32()?).as_bytes())?,
+            OwnerKey::Secret(keys) => write_private(
+                &self.nsec(),
+                format!("{}\n", keys.secret_key().to_bech32()?).as_bytes(),
+            )?,
             OwnerKey::Public(pk) => fs::write(self.npub(), format!("{}\n", pk.to_bech32()?))?,
         }
         let node_key = libp2p_identity::Keypair::generate_ed25519();
@@ -103,8 +110,12 @@ impl DataDir {
                 .with_context(|| format!("{} does not hold an nsec", self.nsec().display()))?;
             return Ok(OwnerKey::Secret(Keys::new(secret)));
         }
-        let text = fs::read_to_string(self.npub())
-            .with_context(|| format!("{} holds neither owner.nsec nor owner.npub", self.0.display()))?;
+        let text = fs::read_to_string(self.npub()).with_context(|| {
+            format!(
+                "{} holds neither owner.nsec nor owner.npub",
+                self.0.display()
+            )
+        })?;
         let pk = PublicKey::from_bech32(text.trim())
             .with_context(|| format!("{} does not hold an npub", self.npub().display()))?;
         Ok(OwnerKey::Public(pk))
@@ -112,7 +123,8 @@ impl DataDir {
 
     /// The node's libp2p peer id.
     pub fn peer_id(&self) -> anyhow::Result<libp2p_identity::PeerId> {
-        let bytes = fs::read(self.node_key()).with_context(|| format!("reading {}", self.node_key().display()))?;
+        let bytes = fs::read(self.node_key())
+            .with_context(|| format!("reading {}", self.node_key().display()))?;
         let key = libp2p_identity::Keypair::from_protobuf_encoding(&bytes)
             .with_context(|| format!("{} is not a libp2p key", self.node_key().display()))?;
         Ok(key.public().to_peer_id())
@@ -125,7 +137,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
@@ -163,7 +177,10 @@ mod tests {
             let mode = fs::metadata(dir.nsec()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(dir.init(None, "127.0.0.1:7777").is_err(), "a second init must refuse");
+        assert!(
+            dir.init(None, "127.0.0.1:7777").is_err(),
+            "a second init must refuse"
+        );
     }
 
     #[test]
@@ -171,7 +188,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir(tmp.path().to_path_buf());
         let pk = Keys::generate().public_key();
-        dir.init(Some(OwnerKey::Public(pk)), "127.0.0.1:7777").unwrap();
+        dir.init(Some(OwnerKey::Public(pk)), "127.0.0.1:7777")
+            .unwrap();
         assert!(matches!(dir.owner().unwrap(), OwnerKey::Public(p) if p == pk));
         assert!(!dir.nsec().exists());
     }

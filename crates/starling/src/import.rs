@@ -26,17 +26,25 @@ struct Tally {
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let dir = DataDir::resolve(args.dir.data_dir)?;
-    anyhow::ensure!(dir.is_initialized(), "{} holds no node; run `starling init` first", dir.path().display());
+    anyhow::ensure!(
+        dir.is_initialized(),
+        "{} holds no node; run `starling init` first",
+        dir.path().display()
+    );
     let settings = Config::load(&dir.config())?.validate(None)?;
     let owner = dir.owner()?.public_key();
-    let options = StoreOptions { max_bytes: settings.max_bytes, protected_authors: vec![owner] };
+    let options = StoreOptions {
+        max_bytes: settings.max_bytes,
+        protected_authors: vec![owner],
+    };
     let store = Arc::new(SqliteStore::open(&dir.events_db(), options)?);
     let ingest = Ingest::new(store.clone(), EventBus::new(), owner, settings.limits);
 
     let (reader, total): (Box<dyn BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(BufReader::new(std::io::stdin())), None)
     } else {
-        let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("opening {}", args.file.display()))?;
         let len = file.metadata()?.len();
         (Box::new(BufReader::new(file)), Some(len))
     };
@@ -68,14 +76,20 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     flush(&ingest, &mut chunk, &mut tally, &bar).await;
     bar.finish_and_clear();
     store.shutdown().await;
-    println!("imported: {} stored, {} already present, {} refused", tally.stored, tally.duplicate, tally.refused);
+    println!(
+        "imported: {} stored, {} already present, {} refused",
+        tally.stored, tally.duplicate, tally.refused
+    );
     Ok(())
 }
 
 async fn flush(ingest: &Ingest, chunk: &mut Vec<Event>, tally: &mut Tally, bar: &ProgressBar) {
     let events = std::mem::take(chunk);
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
-    for (id, result) in ids.into_iter().zip(ingest.submit_many(events, Origin::Import).await) {
+    for (id, result) in ids
+        .into_iter()
+        .zip(ingest.submit_many(events, Origin::Import).await)
+    {
         match result {
             Ok(ack) if ack.duplicate => tally.duplicate += 1,
             Ok(_) => tally.stored += 1,

@@ -28,7 +28,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !dir.is_initialized() {
         let owner = dir.init(None, "127.0.0.1:7777")?;
         println!("initialized a new node in {}", dir.path().display());
-        println!("  new owner key {} (secret in owner.nsec)", owner.public_key().to_bech32()?);
+        println!(
+            "  new owner key {} (secret in owner.nsec)",
+            owner.public_key().to_bech32()?
+        );
     }
     let settings = Config::load(&dir.config())?.validate(args.api.as_deref())?;
     let owner = dir.owner()?;
@@ -40,7 +43,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let store = Arc::new(SqliteStore::open(&dir.events_db(), options)?);
     let bus = EventBus::new();
-    let ingest = Arc::new(Ingest::new(store.clone(), bus.clone(), owner_pk, settings.limits.clone()));
+    let ingest = Arc::new(Ingest::new(
+        store.clone(),
+        bus.clone(),
+        owner_pk,
+        settings.limits.clone(),
+    ));
     let shutdown = CancellationToken::new();
     let state = Arc::new(ApiState {
         ingest,
@@ -62,7 +70,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     print_banner(&dir, &owner, addr, store.stats().await?.events)?;
     info!(%addr, data_dir = %dir.path().display(), "node running");
 
-    let expiry = tokio::spawn(expire_loop(store.clone(), settings.expire_every_secs, shutdown.clone()));
+    let expiry = tokio::spawn(expire_loop(
+        store.clone(),
+        settings.expire_every_secs,
+        shutdown.clone(),
+    ));
     let server = tokio::spawn(starling_api::serve(listener, state));
     wait_for_signal().await;
     info!("shutting down");
@@ -80,18 +92,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(dir: &DataDir, owner: &OwnerKey, addr: std::net::SocketAddr, events: u64) -> anyhow::Result<()> {
+fn print_banner(
+    dir: &DataDir,
+    owner: &OwnerKey,
+    addr: std::net::SocketAddr,
+    events: u64,
+) -> anyhow::Result<()> {
     let signing = match owner {
         OwnerKey::Secret(_) => "holds the owner's key: the CLI can sign",
         OwnerKey::Public(_) => "holds only the owner's npub: sign elsewhere",
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "starling {} node running", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out, "  owner   {} ({signing})", owner.public_key().to_bech32()?)?;
+    writeln!(
+        out,
+        "  owner   {} ({signing})",
+        owner.public_key().to_bech32()?
+    )?;
     writeln!(out, "  relay   ws://{addr}")?;
     writeln!(out, "  rest    http://{addr}/publish  http://{addr}/req")?;
     writeln!(out, "  status  http://{addr}/api/status")?;
-    writeln!(out, "  data    {} ({events} events stored)", dir.path().display())?;
+    writeln!(
+        out,
+        "  data    {} ({events} events stored)",
+        dir.path().display()
+    )?;
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()?;
     Ok(())

@@ -29,5 +29,11 @@ pub fn note_line(event: &Event, author_name: &str) -> String {
         }
         _ => event.content.replace('\n', "\n    "),
     };
-    format!("{}  {}\n    {}\n    id {}", time(event), author_name, body, event.id.to_hex())
+    format!(
+        "{}  {}\n    {}\n    id {}",
+        time(event),
+        author_name,
+        body,
+        event.id.to_hex()
+    )
 }

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::future::Future;
 
-use starling_proto::{Event, EventBuilder, FinalizeEvent, Filter, Keys, Kind, Tag, Timestamp};
+use starling_proto::{Event, EventBuilder, Filter, FinalizeEvent, Keys, Kind, Tag, Timestamp};
 
 use crate::{EventStore, SaveOutcome, StoreOptions};
 
@@ -66,13 +66,22 @@ async fn query(store: &dyn EventStore, filter: Filter) -> Vec<Event> {
     store.query(vec![filter]).await.expect("query")
 }
 
-pub async fn stores_and_finds_by_id<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn stores_and_finds_by_id<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(
+    f: F,
+) {
     let t = open(f).await;
     let keys = Keys::generate();
     let e = event(&keys, 1, "hello", 1_700_000_000, vec![]);
     assert_eq!(save(&*t.store, &e).await, SaveOutcome::Stored);
-    assert_eq!(query(&*t.store, Filter::new().id(e.id)).await, vec![e.clone()]);
-    let json = t.store.query_json(vec![Filter::new().id(e.id)]).await.unwrap();
+    assert_eq!(
+        query(&*t.store, Filter::new().id(e.id)).await,
+        vec![e.clone()]
+    );
+    let json = t
+        .store
+        .query_json(vec![Filter::new().id(e.id)])
+        .await
+        .unwrap();
     assert_eq!(json.len(), 1);
     assert_eq!(serde_json::from_str::<Event>(&json[0]).unwrap(), e);
     let stats = t.store.stats().await.unwrap();
@@ -89,50 +98,108 @@ pub async fn ignores_duplicates<F: Fn(StoreOptions) -> Fut, Fut: Future<Output =
     assert_eq!(t.store.stats().await.unwrap().events, 1);
 }
 
-pub async fn filters_by_each_field<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn filters_by_each_field<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(
+    f: F,
+) {
     let t = open(f).await;
     let (a, b) = (Keys::generate(), Keys::generate());
     let root = event(&a, 1, "root", 100, vec![Tag::hashtag("nostr")]);
-    let reply = event(&b, 1, "reply", 200, vec![Tag::event(root.id), Tag::public_key(a.public_key())]);
+    let reply = event(
+        &b,
+        1,
+        "reply",
+        200,
+        vec![Tag::event(root.id), Tag::public_key(a.public_key())],
+    );
     let like = event(&b, 7, "+", 300, vec![Tag::event(root.id)]);
     for e in [&root, &reply, &like] {
         save(&*t.store, e).await;
     }
     let s = &*t.store;
-    assert_eq!(ids(&query(s, Filter::new().author(a.public_key())).await), ids(&[root.clone()]));
-    assert_eq!(ids(&query(s, Filter::new().kind(Kind::Reaction)).await), ids(&[like.clone()]));
-    assert_eq!(ids(&query(s, Filter::new().event(root.id)).await), ids(&[like.clone(), reply.clone()]));
-    assert_eq!(ids(&query(s, Filter::new().pubkey(a.public_key())).await), ids(&[reply.clone()]));
-    assert_eq!(ids(&query(s, Filter::new().hashtag("nostr")).await), ids(&[root.clone()]));
-    let window = Filter::new().since(Timestamp::from_secs(150)).until(Timestamp::from_secs(250));
-    assert_eq!(ids(&query(s, window).await), ids(&[reply.clone()]));
-    let both = Filter::new().event(root.id).kind(Kind::TextNote).author(b.public_key());
+    assert_eq!(
+        ids(&query(s, Filter::new().author(a.public_key())).await),
+        ids(std::slice::from_ref(&root))
+    );
+    assert_eq!(
+        ids(&query(s, Filter::new().kind(Kind::Reaction)).await),
+        ids(std::slice::from_ref(&like))
+    );
+    assert_eq!(
+        ids(&query(s, Filter::new().event(root.id)).await),
+        ids(&[like.clone(), reply.clone()])
+    );
+    assert_eq!(
+        ids(&query(s, Filter::new().pubkey(a.public_key())).await),
+        ids(std::slice::from_ref(&reply))
+    );
+    assert_eq!(
+        ids(&query(s, Filter::new().hashtag("nostr")).await),
+        ids(std::slice::from_ref(&root))
+    );
+    let window = Filter::new()
+        .since(Timestamp::from_secs(150))
+        .until(Timestamp::from_secs(250));
+    assert_eq!(
+        ids(&query(s, window).await),
+        ids(std::slice::from_ref(&reply))
+    );
+    let both = Filter::new()
+        .event(root.id)
+        .kind(Kind::TextNote)
+        .author(b.public_key());
     assert_eq!(ids(&query(s, both).await), ids(&[reply]));
-    assert!(query(s, Filter::new().author(Keys::generate().public_key())).await.is_empty());
+    assert!(
+        query(s, Filter::new().author(Keys::generate().public_key()))
+            .await
+            .is_empty()
+    );
 }
 
-pub async fn orders_newest_first_and_limits<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn orders_newest_first_and_limits<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let t = open(f).await;
     let keys = Keys::generate();
-    let mut events: Vec<Event> = (0..20).map(|i| event(&keys, 1, &format!("n{i}"), 1000 + (i * 7 % 20), vec![])).collect();
+    let mut events: Vec<Event> = (0..20)
+        .map(|i| event(&keys, 1, &format!("n{i}"), 1000 + (i * 7 % 20), vec![]))
+        .collect();
     t.store.save_many(events.clone()).await.unwrap();
     events.sort();
     assert_eq!(query(&*t.store, Filter::new()).await, events);
-    assert_eq!(query(&*t.store, Filter::new().limit(5)).await, events[..5].to_vec());
+    assert_eq!(
+        query(&*t.store, Filter::new().limit(5)).await,
+        events[..5].to_vec()
+    );
     assert!(query(&*t.store, Filter::new().limit(0)).await.is_empty());
 }
 
-pub async fn merges_several_filters<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn merges_several_filters<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(
+    f: F,
+) {
     let t = open(f).await;
     let (a, b) = (Keys::generate(), Keys::generate());
     let ea = event(&a, 1, "a", 10, vec![]);
     let eb = event(&b, 1, "b", 20, vec![]);
-    t.store.save_many(vec![ea.clone(), eb.clone()]).await.unwrap();
-    let filters = vec![Filter::new().author(a.public_key()), Filter::new().kind(Kind::TextNote)];
+    t.store
+        .save_many(vec![ea.clone(), eb.clone()])
+        .await
+        .unwrap();
+    let filters = vec![
+        Filter::new().author(a.public_key()),
+        Filter::new().kind(Kind::TextNote),
+    ];
     assert_eq!(t.store.query(filters).await.unwrap(), vec![eb, ea]);
 }
 
-pub async fn replaceable_keeps_newest<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn replaceable_keeps_newest<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let t = open(f).await;
     let keys = Keys::generate();
     let old = event(&keys, 0, r#"{"name":"old"}"#, 100, vec![]);
@@ -142,15 +209,29 @@ pub async fn replaceable_keeps_newest<F: Fn(StoreOptions) -> Fut, Fut: Future<Ou
     assert_eq!(save(&*t.store, &old).await, SaveOutcome::Superseded);
     let older = event(&keys, 0, r#"{"name":"older"}"#, 50, vec![]);
     assert_eq!(save(&*t.store, &older).await, SaveOutcome::Superseded);
-    let got = query(&*t.store, Filter::new().author(keys.public_key()).kind(Kind::Metadata)).await;
+    let got = query(
+        &*t.store,
+        Filter::new().author(keys.public_key()).kind(Kind::Metadata),
+    )
+    .await;
     assert_eq!(got, vec![new]);
     assert_eq!(t.store.stats().await.unwrap().events, 1);
     let follows = event(&keys, 3, "", 100, vec![]);
     assert_eq!(save(&*t.store, &follows).await, SaveOutcome::Stored);
-    assert_eq!(query(&*t.store, Filter::new().author(keys.public_key())).await.len(), 2);
+    assert_eq!(
+        query(&*t.store, Filter::new().author(keys.public_key()))
+            .await
+            .len(),
+        2
+    );
 }
 
-pub async fn addressable_keeps_newest_per_d_tag<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn addressable_keeps_newest_per_d_tag<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let t = open(f).await;
     let keys = Keys::generate();
     let a1 = event(&keys, 30023, "a v1", 100, vec![Tag::identifier("a")]);
@@ -163,19 +244,29 @@ pub async fn addressable_keeps_newest_per_d_tag<F: Fn(StoreOptions) -> Fut, Fut:
     assert_eq!(got, vec![a2, b1]);
 }
 
-pub async fn deletion_hides_targets<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn deletion_hides_targets<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(
+    f: F,
+) {
     let t = open(f).await;
     let keys = Keys::generate();
     let note = event(&keys, 1, "oops", 100, vec![]);
     let article = event(&keys, 30023, "art", 100, vec![Tag::identifier("x")]);
-    t.store.save_many(vec![note.clone(), article.clone()]).await.unwrap();
+    t.store
+        .save_many(vec![note.clone(), article.clone()])
+        .await
+        .unwrap();
     let coord = format!("30023:{}:x", keys.public_key().to_hex());
     let a_tag = Tag::parse(["a", coord.as_str()]).unwrap();
     let deletion = event(&keys, 5, "", 150, vec![Tag::event(note.id), a_tag]);
     assert_eq!(save(&*t.store, &deletion).await, SaveOutcome::Stored);
     assert!(query(&*t.store, Filter::new().id(note.id)).await.is_empty());
-    assert!(query(&*t.store, Filter::new().id(article.id)).await.is_empty());
-    assert_eq!(query(&*t.store, Filter::new().kind(Kind::EventDeletion)).await, vec![deletion]);
+    assert!(query(&*t.store, Filter::new().id(article.id))
+        .await
+        .is_empty());
+    assert_eq!(
+        query(&*t.store, Filter::new().kind(Kind::EventDeletion)).await,
+        vec![deletion]
+    );
     assert_eq!(save(&*t.store, &note).await, SaveOutcome::Deleted);
     assert_eq!(save(&*t.store, &article).await, SaveOutcome::Deleted);
     let newer = event(&keys, 30023, "art v2", 200, vec![Tag::identifier("x")]);
@@ -183,29 +274,50 @@ pub async fn deletion_hides_targets<F: Fn(StoreOptions) -> Fut, Fut: Future<Outp
     assert_eq!(t.store.stats().await.unwrap().events, 2);
 }
 
-pub async fn deletion_respects_authors<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn deletion_respects_authors<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let t = open(f).await;
     let (alice, mallory) = (Keys::generate(), Keys::generate());
     let note = event(&alice, 1, "mine", 100, vec![]);
     save(&*t.store, &note).await;
     let forged = event(&mallory, 5, "", 150, vec![Tag::event(note.id)]);
     assert_eq!(save(&*t.store, &forged).await, SaveOutcome::Stored);
-    assert_eq!(query(&*t.store, Filter::new().id(note.id)).await, vec![note]);
+    assert_eq!(
+        query(&*t.store, Filter::new().id(note.id)).await,
+        vec![note]
+    );
 }
 
-pub async fn expired_events_are_hidden_and_removed<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn expired_events_are_hidden_and_removed<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let t = open(f).await;
     let keys = Keys::generate();
     let now = Timestamp::now();
     let gone = event(&keys, 1, "gone", 100, vec![Tag::expiration(now - 60)]);
     let live = event(&keys, 1, "live", 100, vec![Tag::expiration(now + 3600)]);
-    t.store.save_many(vec![gone.clone(), live.clone()]).await.unwrap();
+    t.store
+        .save_many(vec![gone.clone(), live.clone()])
+        .await
+        .unwrap();
     assert_eq!(query(&*t.store, Filter::new()).await, vec![live]);
     assert_eq!(t.store.remove_expired(now).await.unwrap(), 1);
     assert_eq!(t.store.stats().await.unwrap().events, 1);
 }
 
-pub async fn ephemeral_events_are_not_stored<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn ephemeral_events_are_not_stored<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let t = open(f).await;
     let e = event(&Keys::generate(), 20001, "now only", 100, vec![]);
     assert_eq!(save(&*t.store, &e).await, SaveOutcome::Ephemeral);
@@ -215,17 +327,38 @@ pub async fn ephemeral_events_are_not_stored<F: Fn(StoreOptions) -> Fut, Fut: Fu
 pub async fn counts_matches<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
     let t = open(f).await;
     let (a, b) = (Keys::generate(), Keys::generate());
-    let events: Vec<Event> = (0..5).map(|i| event(&a, 1, &format!("{i}"), 10 + i, vec![])).chain([event(&b, 7, "+", 5, vec![])]).collect();
+    let events: Vec<Event> = (0..5)
+        .map(|i| event(&a, 1, &format!("{i}"), 10 + i, vec![]))
+        .chain([event(&b, 7, "+", 5, vec![])])
+        .collect();
     t.store.save_many(events).await.unwrap();
     let s = &*t.store;
-    assert_eq!(s.count(vec![Filter::new().author(a.public_key())]).await.unwrap(), 5);
-    assert_eq!(s.count(vec![Filter::new().author(a.public_key()).limit(2)]).await.unwrap(), 5);
-    let overlap = vec![Filter::new().author(a.public_key()), Filter::new().since(Timestamp::from_secs(12))];
+    assert_eq!(
+        s.count(vec![Filter::new().author(a.public_key())])
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        s.count(vec![Filter::new().author(a.public_key()).limit(2)])
+            .await
+            .unwrap(),
+        5
+    );
+    let overlap = vec![
+        Filter::new().author(a.public_key()),
+        Filter::new().since(Timestamp::from_secs(12)),
+    ];
     assert_eq!(s.count(overlap).await.unwrap(), 5);
     assert_eq!(s.count(vec![Filter::new()]).await.unwrap(), 6);
 }
 
-pub async fn pruning_keeps_protected_authors<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+pub async fn pruning_keeps_protected_authors<
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = TestStore>,
+>(
+    f: F,
+) {
     let owner = Keys::generate();
     let options = StoreOptions {
         max_bytes: Some(20_000),
@@ -233,19 +366,30 @@ pub async fn pruning_keeps_protected_authors<F: Fn(StoreOptions) -> Fut, Fut: Fu
     };
     let t = f(options).await;
     let other = Keys::generate();
-    let mine: Vec<Event> = (0..10).map(|i| event(&owner, 1, &format!("mine {i}"), 10 + i, vec![])).collect();
-    let theirs: Vec<Event> = (0..200).map(|i| event(&other, 1, &"x".repeat(100), 5 + i, vec![])).collect();
+    let mine: Vec<Event> = (0..10)
+        .map(|i| event(&owner, 1, &format!("mine {i}"), 10 + i, vec![]))
+        .collect();
+    let theirs: Vec<Event> = (0..200)
+        .map(|i| event(&other, 1, &"x".repeat(100), 5 + i, vec![]))
+        .collect();
     t.store.save_many(mine.clone()).await.unwrap();
     for chunk in theirs.chunks(20) {
         t.store.save_many(chunk.to_vec()).await.unwrap();
     }
     let stats = t.store.stats().await.unwrap();
-    assert!(stats.event_bytes <= 20_000, "stored {} bytes", stats.event_bytes);
+    assert!(
+        stats.event_bytes <= 20_000,
+        "stored {} bytes",
+        stats.event_bytes
+    );
     let kept_mine = query(&*t.store, Filter::new().author(owner.public_key())).await;
     assert_eq!(kept_mine.len(), 10);
     let kept_theirs = query(&*t.store, Filter::new().author(other.public_key())).await;
     assert!(!kept_theirs.is_empty() && kept_theirs.len() < 200);
     let newest = theirs.iter().max_by_key(|e| e.created_at).unwrap();
-    assert_eq!(kept_theirs[0].id, newest.id, "pruning drops the oldest first");
+    assert_eq!(
+        kept_theirs[0].id, newest.id,
+        "pruning drops the oldest first"
+    );
     assert_eq!(stats.events as usize, 10 + kept_theirs.len());
 }

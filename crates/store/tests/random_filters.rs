@@ -22,7 +22,9 @@ fn random_events(rng: &mut StdRng, keys: &[Keys], n: usize) -> Vec<Event> {
             tags.push(Tag::event(events[rng.gen_range(0..events.len())].id));
         }
         if rng.gen_bool(0.4) {
-            tags.push(Tag::public_key(keys[rng.gen_range(0..keys.len())].public_key()));
+            tags.push(Tag::public_key(
+                keys[rng.gen_range(0..keys.len())].public_key(),
+            ));
         }
         if rng.gen_bool(0.3) {
             tags.push(Tag::hashtag(HASHTAGS[rng.gen_range(0..HASHTAGS.len())]));
@@ -95,19 +97,39 @@ async fn queries_match_a_naive_filter() {
         let keys: Vec<Keys> = (0..6).map(|_| Keys::generate()).collect();
         let events = random_events(&mut rng, &keys, 400);
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap();
         store.save_many(events.clone()).await.unwrap();
         let mut non_empty = 0;
         for round in 0..150 {
             let n = rng.gen_range(1..=3);
-            let filters: Vec<Filter> = (0..n).map(|_| random_filter(&mut rng, &keys, &events)).collect();
+            let filters: Vec<Filter> = (0..n)
+                .map(|_| random_filter(&mut rng, &keys, &events))
+                .collect();
             let got = store.query(filters.clone()).await.unwrap();
             let want = naive(&events, &filters);
             assert_eq!(got, want, "seed {seed} round {round}: filters {filters:?}");
             non_empty += usize::from(!want.is_empty());
-            let count = store.count(filters.iter().cloned().map(|f| f.remove_limit()).collect()).await.unwrap();
-            assert_eq!(count as usize, naive(&events, &filters.iter().cloned().map(|f| f.remove_limit()).collect::<Vec<_>>()).len());
+            let count = store
+                .count(filters.iter().cloned().map(|f| f.remove_limit()).collect())
+                .await
+                .unwrap();
+            assert_eq!(
+                count as usize,
+                naive(
+                    &events,
+                    &filters
+                        .iter()
+                        .cloned()
+                        .map(|f| f.remove_limit())
+                        .collect::<Vec<_>>()
+                )
+                .len()
+            );
         }
-        assert!(non_empty > 50, "seed {seed}: only {non_empty} rounds matched anything");
+        assert!(
+            non_empty > 50,
+            "seed {seed}: only {non_empty} rounds matched anything"
+        );
     }
 }

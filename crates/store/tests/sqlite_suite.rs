@@ -1,8 +1,8 @@
 //! The store test suite run against the SQLite backend, plus SQLite-specific checks.
 
+use starling_proto::{Filter, Keys};
 use starling_store::test_suite::{event, TestStore};
 use starling_store::{EventStore, SqliteStore, StoreOptions};
-use starling_proto::{Filter, Keys};
 
 async fn open_sqlite(options: StoreOptions) -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -27,6 +27,9 @@ async fn events_survive_reopening() {
         store.shutdown().await;
     }
     let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(store.query(vec![Filter::new().id(e.id)]).await.unwrap(), vec![e]);
+    assert_eq!(
+        store.query(vec![Filter::new().id(e.id)]).await.unwrap(),
+        vec![e]
+    );
     assert_eq!(store.stats().await.unwrap().events, 1);
 }

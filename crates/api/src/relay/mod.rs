@@ -5,8 +5,8 @@ mod session;
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
@@ -48,7 +48,9 @@ pub async fn root(
 async fn serve_socket(socket: WebSocket, state: Arc<ApiState>) {
     let (sink, stream) = socket.split();
     let incoming = stream
-        .take_while(|m| std::future::ready(matches!(m, Ok(msg) if !matches!(msg, Message::Close(_)))))
+        .take_while(|m| {
+            std::future::ready(matches!(m, Ok(msg) if !matches!(msg, Message::Close(_))))
+        })
         .filter_map(|m| {
             std::future::ready(match m {
                 Ok(Message::Text(text)) => Some(text.as_str().to_owned()),
@@ -56,6 +58,7 @@ async fn serve_socket(socket: WebSocket, state: Arc<ApiState>) {
                 _ => None,
             })
         });
-    let outgoing = sink.with(|text: String| std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
+    let outgoing = sink
+        .with(|text: String| std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
     run_session(Box::pin(incoming), Box::pin(outgoing), state).await;
 }

@@ -14,7 +14,9 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use starling_core::{Ack, IngestError, LiveEvent, Origin};
 use starling_proto::message::parse_client_message;
-use starling_proto::{matches_any, raw_event_id, ClientMessage, Filter, MessageError, RelayMessage, SubscriptionId};
+use starling_proto::{
+    matches_any, raw_event_id, ClientMessage, Filter, MessageError, RelayMessage, SubscriptionId,
+};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
@@ -97,7 +99,10 @@ impl<O: Sink<String> + Unpin> Session<O> {
             Err(MessageError::BadSubscription { sub_id, reason }) => {
                 self.send(RelayMessage::Closed(&sub_id, &reason)).await
             }
-            Err(e) => self.send(RelayMessage::Notice(&format!("error: {e}"))).await,
+            Err(e) => {
+                self.send(RelayMessage::Notice(&format!("error: {e}")))
+                    .await
+            }
         }
     }
 
@@ -110,21 +115,42 @@ impl<O: Sink<String> + Unpin> Session<O> {
         }));
     }
 
-    async fn finish(&mut self, done: Result<(String, Result<Ack, IngestError>), tokio::task::JoinError>) -> bool {
+    async fn finish(
+        &mut self,
+        done: Result<(String, Result<Ack, IngestError>), tokio::task::JoinError>,
+    ) -> bool {
         let Ok((raw, result)) = done else {
-            return self.send(RelayMessage::Notice("error: internal error while storing an event")).await;
+            return self
+                .send(RelayMessage::Notice(
+                    "error: internal error while storing an event",
+                ))
+                .await;
         };
         match result {
             Ok(ack) => {
-                let message = if ack.duplicate { "duplicate: already have this event" } else { "" };
+                let message = if ack.duplicate {
+                    "duplicate: already have this event"
+                } else {
+                    ""
+                };
                 let id = ack.id.to_hex();
-                self.send(RelayMessage::Ok { id: &id, accepted: true, message }).await
+                self.send(RelayMessage::Ok {
+                    id: &id,
+                    accepted: true,
+                    message,
+                })
+                .await
             }
             Err(e) => {
                 debug!(error = %e, "event refused");
                 let id = raw_event_id(&raw);
                 let message = e.to_string();
-                self.send(RelayMessage::Ok { id: &id, accepted: false, message: &message }).await
+                self.send(RelayMessage::Ok {
+                    id: &id,
+                    accepted: false,
+                    message: &message,
+                })
+                .await
             }
         }
     }
@@ -143,16 +169,29 @@ impl<O: Sink<String> + Unpin> Session<O> {
         if !self.drain().await {
             return false;
         }
-        if !self.subs.contains_key(&sub_id) && self.subs.len() >= self.state.limits.max_subscriptions {
-            let msg = format!("error: too many subscriptions (the limit is {})", self.state.limits.max_subscriptions);
+        if !self.subs.contains_key(&sub_id)
+            && self.subs.len() >= self.state.limits.max_subscriptions
+        {
+            let msg = format!(
+                "error: too many subscriptions (the limit is {})",
+                self.state.limits.max_subscriptions
+            );
             return self.send(RelayMessage::Closed(&sub_id, &msg)).await;
         }
         let stored = match self.state.store.query_json(filters.clone()).await {
             Ok(stored) => stored,
-            Err(e) => return self.send(RelayMessage::Closed(&sub_id, &format!("error: {e}"))).await,
+            Err(e) => {
+                return self
+                    .send(RelayMessage::Closed(&sub_id, &format!("error: {e}")))
+                    .await
+            }
         };
         for event_json in &stored {
-            let msg = RelayMessage::Event { sub_id: &sub_id, event_json }.to_json();
+            let msg = RelayMessage::Event {
+                sub_id: &sub_id,
+                event_json,
+            }
+            .to_json();
             if self.out.feed(msg).await.is_err() {
                 return false;
             }
@@ -170,7 +209,10 @@ impl<O: Sink<String> + Unpin> Session<O> {
         }
         match self.state.store.count(filters).await {
             Ok(n) => self.send(RelayMessage::Count(&sub_id, n)).await,
-            Err(e) => self.send(RelayMessage::Closed(&sub_id, &format!("error: {e}"))).await,
+            Err(e) => {
+                self.send(RelayMessage::Closed(&sub_id, &format!("error: {e}")))
+                    .await
+            }
         }
     }
 
@@ -183,7 +225,10 @@ impl<O: Sink<String> + Unpin> Session<O> {
             .map(|(id, _)| id.clone())
             .collect();
         for sub_id in &matching {
-            let msg = RelayMessage::Event { sub_id, event_json: &live.json };
+            let msg = RelayMessage::Event {
+                sub_id,
+                event_json: &live.json,
+            };
             if !self.send(msg).await {
                 return false;
             }

@@ -61,7 +61,11 @@ fn require_json(headers: &HeaderMap) -> Result<(), RestError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.trim().to_ascii_lowercase().starts_with("application/json") {
+    if content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         Ok(())
     } else {
         Err(RestError(

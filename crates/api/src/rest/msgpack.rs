@@ -21,7 +21,10 @@ fn event_value(event: &Event) -> Value {
     Value::Map(vec![
         ("Id".into(), bin(event.id.as_bytes())),
         ("Pubkey".into(), bin(event.pubkey.as_bytes())),
-        ("Created_at".into(), Value::F64(event.created_at.as_secs() as f64)),
+        (
+            "Created_at".into(),
+            Value::F64(event.created_at.as_secs() as f64),
+        ),
         ("Kind".into(), Value::from(event.kind.as_u16())),
         ("Tags".into(), Value::Array(tags)),
         ("Content".into(), Value::from(event.content.as_str())),
@@ -59,13 +62,26 @@ mod tests {
             .finalize(&keys)
             .unwrap();
         let mut packed = Vec::new();
-        GzDecoder::new(encode(&[event.clone()]).as_slice()).read_to_end(&mut packed).unwrap();
+        GzDecoder::new(encode(std::slice::from_ref(&event)).as_slice())
+            .read_to_end(&mut packed)
+            .unwrap();
         let root = rmpv::decode::read_value(&mut packed.as_slice()).unwrap();
         let evts = root.as_map().unwrap();
         assert_eq!(evts[0].0.as_str(), Some("Evts"));
         let e = evts[0].1.as_array().unwrap()[0].as_map().unwrap();
         let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str().unwrap()).collect();
-        assert_eq!(keys, ["Id", "Pubkey", "Created_at", "Kind", "Tags", "Content", "Sig"]);
+        assert_eq!(
+            keys,
+            [
+                "Id",
+                "Pubkey",
+                "Created_at",
+                "Kind",
+                "Tags",
+                "Content",
+                "Sig"
+            ]
+        );
         assert_eq!(e[0].1.as_slice(), Some(event.id.as_bytes().as_slice()));
         assert_eq!(e[2].1.as_f64(), Some(event.created_at.as_secs() as f64));
         let tag = e[4].1.as_array().unwrap()[0].as_array().unwrap();

@@ -37,11 +37,16 @@ fn bad(msg: impl Into<String>) -> RestError {
 
 /// A positive bound as a timestamp; 0, -1 and absent mean none.
 fn bound(value: Option<f64>) -> Option<Timestamp> {
-    value.filter(|v| *v > 0.0).map(|v| Timestamp::from_secs(v as u64))
+    value
+        .filter(|v| *v > 0.0)
+        .map(|v| Timestamp::from_secs(v as u64))
 }
 
 fn first_author(f: &RestFilter) -> Result<PublicKey, RestError> {
-    let hex = f.authors.first().ok_or_else(|| bad("authors[0] is required"))?;
+    let hex = f
+        .authors
+        .first()
+        .ok_or_else(|| bad("authors[0] is required"))?;
     PublicKey::from_hex(hex).map_err(|_| bad(format!("bad author {hex:?}")))
 }
 
@@ -56,7 +61,10 @@ pub async fn req(
     let mut events = match filter.kinds.first().copied() {
         _ if filter.kinds.contains(&KIND_TIMELINE) => timeline(&state, &filter).await?,
         Some(1) => {
-            let hex = filter.ids.first().ok_or_else(|| bad("ids[0] is required"))?;
+            let hex = filter
+                .ids
+                .first()
+                .ok_or_else(|| bad("ids[0] is required"))?;
             let id = EventId::from_hex(hex).map_err(|_| bad(format!("bad id {hex:?}")))?;
             let mut f = Filter::new().id(id).kind(Kind::TextNote);
             if !filter.authors.is_empty() {
@@ -66,7 +74,10 @@ pub async fn req(
         }
         Some(kind @ (0 | 3)) => {
             let author = first_author(&filter)?;
-            let f = Filter::new().author(author).kind(Kind::from_u16(kind as u16)).limit(1);
+            let f = Filter::new()
+                .author(author)
+                .kind(Kind::from_u16(kind as u16))
+                .limit(1);
             query(&state, vec![f]).await?
         }
         _ => Vec::new(),
@@ -92,8 +103,18 @@ async fn query(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, Res
 
 /// The owner's home timeline, newest first.
 async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestError> {
-    let follows = query(state, vec![Filter::new().author(state.owner).kind(Kind::ContactList).limit(1)]).await?;
-    let mut authors: Vec<PublicKey> = follows.first().map(|e| e.tags.public_keys().collect()).unwrap_or_default();
+    let follows = query(
+        state,
+        vec![Filter::new()
+            .author(state.owner)
+            .kind(Kind::ContactList)
+            .limit(1)],
+    )
+    .await?;
+    let mut authors: Vec<PublicKey> = follows
+        .first()
+        .map(|e| e.tags.public_keys().collect())
+        .unwrap_or_default();
     authors.push(state.owner);
     let mut window = Filter::new();
     if let Some(since) = bound(f.since) {
@@ -102,7 +123,12 @@ async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestEr
     if let Some(until) = bound(f.until) {
         window = window.until(until);
     }
-    let limit = f.limit.filter(|l| *l >= 0.0).map_or(state.limits.max_limit, |l| (l as usize).min(state.limits.max_limit));
+    let limit = f
+        .limit
+        .filter(|l| *l >= 0.0)
+        .map_or(state.limits.max_limit, |l| {
+            (l as usize).min(state.limits.max_limit)
+        });
     window = window.limit(limit);
     let by_authors = window.clone().authors(authors);
     let mentions = window.pubkey(state.owner);

@@ -22,9 +22,16 @@ pub struct Node {
 pub fn node_with(limits: Limits) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let owner = Keys::generate();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap());
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap(),
+    );
     let bus = EventBus::new();
-    let ingest = Arc::new(Ingest::new(store.clone(), bus.clone(), owner.public_key(), limits.clone()));
+    let ingest = Arc::new(Ingest::new(
+        store.clone(),
+        bus.clone(),
+        owner.public_key(),
+        limits.clone(),
+    ));
     let state = Arc::new(ApiState {
         ingest,
         store,
@@ -36,7 +43,11 @@ pub fn node_with(limits: Limits) -> Node {
         shutdown: CancellationToken::new(),
         connections: AtomicUsize::new(0),
     });
-    Node { state, owner, _dir: dir }
+    Node {
+        state,
+        owner,
+        _dir: dir,
+    }
 }
 
 pub fn node() -> Node {
@@ -44,9 +55,14 @@ pub fn node() -> Node {
 }
 
 pub fn note(keys: &Keys, content: &str) -> Event {
-    EventBuilder::new(Kind::TextNote, content).finalize(keys).unwrap()
+    EventBuilder::new(Kind::TextNote, content)
+        .finalize(keys)
+        .unwrap()
 }
 
 pub fn event(keys: &Keys, kind: u16, content: &str, tags: Vec<Tag>) -> Event {
-    EventBuilder::new(Kind::from_u16(kind), content).tags(tags).finalize(keys).unwrap()
+    EventBuilder::new(Kind::from_u16(kind), content)
+        .tags(tags)
+        .finalize(keys)
+        .unwrap()
 }

@@ -5,7 +5,10 @@
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 use starling_proto::nip19::Nip19Event;
-use starling_proto::{Event, EventBuilder, EventId, FinalizeEvent, Filter, FromBech32, Keys, Kind, PublicKey, Tag, Timestamp};
+use starling_proto::{
+    Event, EventBuilder, EventId, Filter, FinalizeEvent, FromBech32, Keys, Kind, PublicKey, Tag,
+    Timestamp,
+};
 
 use super::NodeClient;
 use crate::datadir::parse_npub;
@@ -37,13 +40,25 @@ pub async fn post(client: &mut NodeClient, keys: &Keys, text: &str) -> anyhow::R
 }
 
 /// A NIP-10 reply: marked `root` and `reply` e-tags, and p-tags for everyone in the thread.
-pub async fn reply(client: &mut NodeClient, keys: &Keys, target: &str, text: &str) -> anyhow::Result<Event> {
+pub async fn reply(
+    client: &mut NodeClient,
+    keys: &Keys,
+    target: &str,
+    text: &str,
+) -> anyhow::Result<Event> {
     let parent = fetch(client, parse_event_id(target)?).await?;
     let root = parent
         .tags
         .iter()
-        .find(|t| t.as_slice().first().map(String::as_str) == Some("e") && t.as_slice().get(3).map(String::as_str) == Some("root"))
-        .and_then(|t| t.as_slice().get(1).and_then(|id| EventId::from_hex(id).ok()));
+        .find(|t| {
+            t.as_slice().first().map(String::as_str) == Some("e")
+                && t.as_slice().get(3).map(String::as_str) == Some("root")
+        })
+        .and_then(|t| {
+            t.as_slice()
+                .get(1)
+                .and_then(|id| EventId::from_hex(id).ok())
+        });
     let mut tags = Vec::new();
     match root {
         Some(root) if root != parent.id => {
@@ -57,7 +72,12 @@ pub async fn reply(client: &mut NodeClient, keys: &Keys, target: &str, text: &st
     mentioned.retain(|pk| *pk != keys.public_key());
     mentioned.dedup();
     let mut seen = std::collections::HashSet::new();
-    tags.extend(mentioned.into_iter().filter(|pk| seen.insert(*pk)).map(Tag::public_key));
+    tags.extend(
+        mentioned
+            .into_iter()
+            .filter(|pk| seen.insert(*pk))
+            .map(Tag::public_key),
+    );
     let event = sign(keys, EventBuilder::new(Kind::TextNote, text).tags(tags))?;
     client.publish(&event).await?;
     Ok(event)
@@ -67,14 +87,22 @@ pub async fn reply(client: &mut NodeClient, keys: &Keys, target: &str, text: &st
 pub async fn repost(client: &mut NodeClient, keys: &Keys, target: &str) -> anyhow::Result<Event> {
     let original = fetch(client, parse_event_id(target)?).await?;
     let content = serde_json::to_string(&original)?;
-    let tags = [Tag::parse(["e", &original.id.to_hex(), ""])?, Tag::public_key(original.pubkey)];
+    let tags = [
+        Tag::parse(["e", &original.id.to_hex(), ""])?,
+        Tag::public_key(original.pubkey),
+    ];
     let event = sign(keys, EventBuilder::new(Kind::Repost, content).tags(tags))?;
     client.publish(&event).await?;
     Ok(event)
 }
 
 /// A NIP-25 reaction.
-pub async fn react(client: &mut NodeClient, keys: &Keys, target: &str, reaction: &str) -> anyhow::Result<Event> {
+pub async fn react(
+    client: &mut NodeClient,
+    keys: &Keys,
+    target: &str,
+    reaction: &str,
+) -> anyhow::Result<Event> {
     let original = fetch(client, parse_event_id(target)?).await?;
     let tags = [Tag::event(original.id), Tag::public_key(original.pubkey)];
     let event = sign(keys, EventBuilder::new(Kind::Reaction, reaction).tags(tags))?;
@@ -92,14 +120,28 @@ fn after(previous: Option<&Event>) -> Timestamp {
 }
 
 /// Adds or removes `who` in the owner's NIP-02 follow list, keeping everything else.
-pub async fn set_follow(client: &mut NodeClient, keys: &Keys, who: &str, follow: bool) -> anyhow::Result<Event> {
+pub async fn set_follow(
+    client: &mut NodeClient,
+    keys: &Keys,
+    who: &str,
+    follow: bool,
+) -> anyhow::Result<Event> {
     let target = parse_npub(who)?;
-    let current = client.query_one(Filter::new().author(keys.public_key()).kind(Kind::ContactList)).await?;
+    let current = client
+        .query_one(
+            Filter::new()
+                .author(keys.public_key())
+                .kind(Kind::ContactList),
+        )
+        .await?;
     let (mut tags, content) = match &current {
         Some(e) => (e.tags.clone().to_vec(), e.content.clone()),
         None => (Vec::new(), String::new()),
     };
-    let is_target = |t: &Tag| t.as_slice().first().map(String::as_str) == Some("p") && t.as_slice().get(1) == Some(&target.to_hex());
+    let is_target = |t: &Tag| {
+        t.as_slice().first().map(String::as_str) == Some("p")
+            && t.as_slice().get(1) == Some(&target.to_hex())
+    };
     let present = tags.iter().any(is_target);
     match (follow, present) {
         (true, true) => bail!("you already follow {who}"),
@@ -107,15 +149,23 @@ pub async fn set_follow(client: &mut NodeClient, keys: &Keys, who: &str, follow:
         (true, false) => tags.push(Tag::public_key(target)),
         (false, true) => tags.retain(|t| !is_target(t)),
     }
-    let builder = EventBuilder::new(Kind::ContactList, content).tags(tags).custom_created_at(after(current.as_ref()));
+    let builder = EventBuilder::new(Kind::ContactList, content)
+        .tags(tags)
+        .custom_created_at(after(current.as_ref()));
     let event = sign(keys, builder)?;
     client.publish(&event).await?;
     Ok(event)
 }
 
 /// The newest kind-0 profile of `who`, as its JSON object.
-pub async fn profile(client: &mut NodeClient, who: PublicKey) -> anyhow::Result<Option<(Event, Map<String, Value>)>> {
-    let Some(event) = client.query_one(Filter::new().author(who).kind(Kind::Metadata)).await? else {
+pub async fn profile(
+    client: &mut NodeClient,
+    who: PublicKey,
+) -> anyhow::Result<Option<(Event, Map<String, Value>)>> {
+    let Some(event) = client
+        .query_one(Filter::new().author(who).kind(Kind::Metadata))
+        .await?
+    else {
         return Ok(None);
     };
     let fields = serde_json::from_str::<Map<String, Value>>(&event.content).unwrap_or_default();
@@ -123,7 +173,11 @@ pub async fn profile(client: &mut NodeClient, who: PublicKey) -> anyhow::Result<
 }
 
 /// Sets fields of the owner's profile, keeping the others.
-pub async fn set_profile(client: &mut NodeClient, keys: &Keys, changes: &[(&str, Option<String>)]) -> anyhow::Result<Event> {
+pub async fn set_profile(
+    client: &mut NodeClient,
+    keys: &Keys,
+    changes: &[(&str, Option<String>)],
+) -> anyhow::Result<Event> {
     if changes.iter().all(|(_, v)| v.is_none()) {
         bail!("nothing to set: give --name, --about or --picture");
     }
@@ -143,9 +197,17 @@ pub async fn set_profile(client: &mut NodeClient, keys: &Keys, changes: &[(&str,
 
 /// Filters for the home timeline of `owner`: own notes and reposts, those of followed
 /// authors, and notes mentioning the owner.
-pub async fn timeline_filters(client: &mut NodeClient, owner: PublicKey, limit: usize) -> anyhow::Result<Vec<Filter>> {
-    let follows = client.query_one(Filter::new().author(owner).kind(Kind::ContactList)).await?;
-    let mut authors: Vec<PublicKey> = follows.map(|e| e.tags.public_keys().collect()).unwrap_or_default();
+pub async fn timeline_filters(
+    client: &mut NodeClient,
+    owner: PublicKey,
+    limit: usize,
+) -> anyhow::Result<Vec<Filter>> {
+    let follows = client
+        .query_one(Filter::new().author(owner).kind(Kind::ContactList))
+        .await?;
+    let mut authors: Vec<PublicKey> = follows
+        .map(|e| e.tags.public_keys().collect())
+        .unwrap_or_default();
     authors.push(owner);
     let kinds = [Kind::TextNote, Kind::Repost];
     Ok(vec![

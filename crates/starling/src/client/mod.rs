@@ -34,7 +34,10 @@ pub fn api_address(opts: &ClientOpts) -> anyhow::Result<String> {
     if dir.is_initialized() {
         return Ok(Config::load(&dir.config())?.api.listen);
     }
-    bail!("no node in {}: pass --api or --data-dir", dir.path().display())
+    bail!(
+        "no node in {}: pass --api or --data-dir",
+        dir.path().display()
+    )
 }
 
 /// A WebSocket session with the node's relay.
@@ -45,7 +48,8 @@ pub struct NodeClient {
 
 /// One message from the relay, parsed as a JSON array.
 fn parse(text: &str) -> anyhow::Result<Vec<Value>> {
-    serde_json::from_str(text).with_context(|| format!("the node sent something that is not NIP-01: {text}"))
+    serde_json::from_str(text)
+        .with_context(|| format!("the node sent something that is not NIP-01: {text}"))
 }
 
 impl NodeClient {
@@ -54,19 +58,26 @@ impl NodeClient {
         let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&url))
             .await
             .map_err(|_| anyhow!("timed out connecting to {url}"))?
-            .with_context(|| format!("cannot reach the node at {url}; is `starling run` running?"))?;
+            .with_context(|| {
+                format!("cannot reach the node at {url}; is `starling run` running?")
+            })?;
         Ok(Self { ws, next_sub: 0 })
     }
 
     async fn send(&mut self, value: Value) -> anyhow::Result<()> {
-        self.ws.send(Message::text(value.to_string())).await.context("sending to the node")
+        self.ws
+            .send(Message::text(value.to_string()))
+            .await
+            .context("sending to the node")
     }
 
     /// The next text message, or `None` when the node closed the connection.
     pub async fn recv(&mut self, timeout: Option<Duration>) -> anyhow::Result<Option<Vec<Value>>> {
         loop {
             let next = match timeout {
-                Some(t) => tokio::time::timeout(t, self.ws.next()).await.map_err(|_| anyhow!("the node did not answer within {t:?}"))?,
+                Some(t) => tokio::time::timeout(t, self.ws.next())
+                    .await
+                    .map_err(|_| anyhow!("the node did not answer within {t:?}"))?,
                 None => self.ws.next().await,
             };
             match next {
@@ -92,7 +103,10 @@ impl NodeClient {
                     }
                     bail!("the node refused the event: {reason}");
                 }
-                Some("NOTICE") => bail!("the node said: {}", msg.get(1).and_then(Value::as_str).unwrap_or("")),
+                Some("NOTICE") => bail!(
+                    "the node said: {}",
+                    msg.get(1).and_then(Value::as_str).unwrap_or("")
+                ),
                 _ => continue,
             }
         }
@@ -104,13 +118,21 @@ impl NodeClient {
         self.next_sub += 1;
         let sub = format!("cli{}", self.next_sub);
         let mut req = vec![Value::from("REQ"), Value::from(sub.clone())];
-        req.extend(filters.iter().map(|f| serde_json::to_value(f).expect("a filter serializes")));
+        req.extend(
+            filters
+                .iter()
+                .map(|f| serde_json::to_value(f).expect("a filter serializes")),
+        );
         self.send(Value::Array(req)).await?;
         Ok(sub)
     }
 
     /// The next event of subscription `sub`; `Ok(None)` at EOSE or when the node closes.
-    pub async fn next_event(&mut self, sub: &str, timeout: Option<Duration>) -> anyhow::Result<Option<Event>> {
+    pub async fn next_event(
+        &mut self,
+        sub: &str,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<Option<Event>> {
         while let Some(msg) = self.recv(timeout).await? {
             if msg.get(1).and_then(Value::as_str) != Some(sub) {
                 continue;
@@ -118,10 +140,15 @@ impl NodeClient {
             match msg.first().and_then(Value::as_str) {
                 Some("EVENT") => {
                     let event = msg.get(2).cloned().context("EVENT without an event")?;
-                    return Ok(Some(serde_json::from_value(event).context("the node sent a malformed event")?));
+                    return Ok(Some(
+                        serde_json::from_value(event).context("the node sent a malformed event")?,
+                    ));
                 }
                 Some("EOSE") => return Ok(None),
-                Some("CLOSED") => bail!("the node closed the query: {}", msg.get(2).and_then(Value::as_str).unwrap_or("")),
+                Some("CLOSED") => bail!(
+                    "the node closed the query: {}",
+                    msg.get(2).and_then(Value::as_str).unwrap_or("")
+                ),
                 _ => continue,
             }
         }
@@ -149,7 +176,8 @@ impl NodeClient {
 pub async fn get_json(addr: &str, path: &str) -> anyhow::Result<Value> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -160,7 +188,9 @@ pub async fn get_json(addr: &str, path: &str) -> anyhow::Result<Value> {
         .map_err(|_| anyhow!("the node at {addr} did not answer"))?
         .with_context(|| format!("cannot reach the node at {addr}; is `starling run` running?"))?;
     let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP answer")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
         bail!("the node answered {}", head.lines().next().unwrap_or(""));
     }

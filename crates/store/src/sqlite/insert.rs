@@ -24,7 +24,11 @@ pub struct Applied {
 
 impl Applied {
     fn only(outcome: SaveOutcome) -> Self {
-        Self { outcome, events: 0, bytes: 0 }
+        Self {
+            outcome,
+            events: 0,
+            bytes: 0,
+        }
     }
 }
 
@@ -35,7 +39,8 @@ pub fn indexed_tags(event: &Event) -> impl Iterator<Item = (&str, &str)> {
         let name = parts.first()?;
         let value = parts.get(1)?;
         let single_letter = name.len() == 1 && name.as_bytes()[0].is_ascii_alphabetic();
-        (single_letter && value.len() <= MAX_INDEXED_TAG_VALUE).then_some((name.as_str(), value.as_str()))
+        (single_letter && value.len() <= MAX_INDEXED_TAG_VALUE)
+            .then_some((name.as_str(), value.as_str()))
     })
 }
 
@@ -49,7 +54,12 @@ fn d_tag(event: &Event) -> Option<String> {
 
 /// The NIP-09 `a` coordinate of a replaceable or addressable event.
 fn coordinate(event: &Event, d: Option<&str>) -> String {
-    format!("{}:{}:{}", event.kind.as_u16(), event.pubkey.to_hex(), d.unwrap_or(""))
+    format!(
+        "{}:{}:{}",
+        event.kind.as_u16(),
+        event.pubkey.to_hex(),
+        d.unwrap_or("")
+    )
 }
 
 /// Applies `event` to the store.
@@ -94,9 +104,8 @@ fn is_tombstoned(
     d: Option<&str>,
 ) -> rusqlite::Result<bool> {
     let author = event.pubkey.as_bytes().as_slice();
-    let mut stmt = tx.prepare_cached(
-        "SELECT created_at FROM deletion WHERE target = ?1 AND author = ?2",
-    )?;
+    let mut stmt =
+        tx.prepare_cached("SELECT created_at FROM deletion WHERE target = ?1 AND author = ?2")?;
     if stmt.exists(params![event.id.to_hex(), author])? {
         return Ok(true);
     }
@@ -111,7 +120,11 @@ fn is_tombstoned(
 
 /// Removes older versions of a replaceable or addressable event. `None` when a newer
 /// version is stored (NIP-01: the lower id wins a tie of `created_at`).
-fn replace_older(tx: &Connection, event: &Event, d: Option<&str>) -> rusqlite::Result<Option<Applied>> {
+fn replace_older(
+    tx: &Connection,
+    event: &Event,
+    d: Option<&str>,
+) -> rusqlite::Result<Option<Applied>> {
     let pubkey = event.pubkey.as_bytes().as_slice();
     let kind = event.kind.as_u16() as i64;
     let mut stmt = tx.prepare_cached(
@@ -119,7 +132,9 @@ fn replace_older(tx: &Connection, event: &Event, d: Option<&str>) -> rusqlite::R
          WHERE pubkey = ?1 AND kind = ?2 AND d_tag IS ?3",
     )?;
     let current: Vec<(i64, i64, Vec<u8>)> = stmt
-        .query_map(params![pubkey, kind, d], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![pubkey, kind, d], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?;
     let created_at = event.created_at.as_secs() as i64;
     let newer_exists = current.iter().any(|(_, t, id)| {
@@ -195,7 +210,11 @@ fn apply_deletion(tx: &Connection, deletion: &Event) -> rusqlite::Result<Applied
         let seq: Option<i64> = tx
             .prepare_cached("SELECT seq FROM event WHERE id = ?1 AND pubkey = ?2 AND kind != ?3")?
             .query_row(
-                params![target.as_bytes().as_slice(), author.as_bytes().as_slice(), KIND_DELETION],
+                params![
+                    target.as_bytes().as_slice(),
+                    author.as_bytes().as_slice(),
+                    KIND_DELETION
+                ],
                 |r| r.get(0),
             )
             .optional()?;
@@ -209,8 +228,17 @@ fn apply_deletion(tx: &Connection, deletion: &Event) -> rusqlite::Result<Applied
         if coord.public_key != author {
             continue;
         }
-        let d = if coord.kind.is_addressable() { Some(coord.identifier.as_str()) } else { None };
-        let target = format!("{}:{}:{}", coord.kind.as_u16(), author.to_hex(), coord.identifier);
+        let d = if coord.kind.is_addressable() {
+            Some(coord.identifier.as_str())
+        } else {
+            None
+        };
+        let target = format!(
+            "{}:{}:{}",
+            coord.kind.as_u16(),
+            author.to_hex(),
+            coord.identifier
+        );
         tombstone(tx, &target, &author, deleted_at)?;
         let seqs: Vec<i64> = tx
             .prepare_cached(

@@ -79,9 +79,15 @@ impl SqliteStore {
         }
     }
 
-    async fn write<T>(&self, make: impl FnOnce(writer::Reply<T>) -> WriteCmd) -> Result<T, StoreError> {
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(writer::Reply<T>) -> WriteCmd,
+    ) -> Result<T, StoreError> {
         let (reply, wait) = oneshot::channel();
-        self.writer.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+        self.writer
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -93,7 +99,9 @@ fn now() -> i64 {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn save(&self, event: Event) -> Result<SaveOutcome, StoreError> {
-        let outcomes = self.write(|reply| WriteCmd::Save(vec![event], reply)).await?;
+        let outcomes = self
+            .write(|reply| WriteCmd::Save(vec![event], reply))
+            .await?;
         outcomes.into_iter().next().ok_or(StoreError::Closed)
     }
 
@@ -124,12 +132,15 @@ impl EventStore for SqliteStore {
 
     async fn count(&self, filters: Vec<Filter>) -> Result<u64, StoreError> {
         let now = now();
-        self.readers.run(move |conn| query::count(conn, &filters, now)).await
+        self.readers
+            .run(move |conn| query::count(conn, &filters, now))
+            .await
     }
 
     async fn remove_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         let now = now.as_secs() as i64;
-        self.write(|reply| WriteCmd::RemoveExpired(now, reply)).await
+        self.write(|reply| WriteCmd::RemoveExpired(now, reply))
+            .await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -29,10 +29,11 @@ impl ReadPool {
 
     fn open(&self) -> Result<Connection, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(|source| StoreError::Open {
-            path: self.path.display().to_string(),
-            source,
-        })?;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| StoreError::Open {
+                path: self.path.display().to_string(),
+                source,
+            })?;
         schema::configure(&conn)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(conn)
@@ -44,7 +45,11 @@ impl ReadPool {
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let pooled = self.idle.lock().expect("pool lock").pop();
         let conn = match pooled {
             Some(conn) => conn,

@@ -94,8 +94,8 @@ pub fn select_json(
         let mut rows = stmt.query(params_from_iter(params))?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
-            if !found.contains_key(&seq) {
-                found.insert(seq, (row.get(1)?, row.get(2)?, row.get(3)?));
+            if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(seq) {
+                slot.insert((row.get(1)?, row.get(2)?, row.get(3)?));
             }
         }
     }

@@ -21,6 +21,9 @@ const MAX_BATCH: usize = 1024;
 
 pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A reply to send once the batch's commit has succeeded (`None`) or failed.
+type Deferred = Box<dyn FnOnce(Option<&StoreError>)>;
+
 /// A request to the writer.
 pub enum WriteCmd {
     Save(Vec<Event>, Reply<Vec<SaveOutcome>>),
@@ -43,13 +46,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(conn: Connection, counters: Arc<Counters>, options: &StoreOptions) -> rusqlite::Result<Self> {
+    pub fn new(
+        conn: Connection,
+        counters: Arc<Counters>,
+        options: &StoreOptions,
+    ) -> rusqlite::Result<Self> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 0), events INTEGER NOT NULL, bytes INTEGER NOT NULL);
              INSERT OR IGNORE INTO stats (id, events, bytes) VALUES (0, 0, 0);",
         )?;
         let (events, bytes): (i64, i64) =
-            conn.query_row("SELECT events, bytes FROM stats WHERE id = 0", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            conn.query_row("SELECT events, bytes FROM stats WHERE id = 0", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         counters.events.store(events as u64, Ordering::Relaxed);
         counters.bytes.store(bytes as u64, Ordering::Relaxed);
         Ok(Self {
@@ -89,12 +98,17 @@ impl Writer {
 
     /// Applies a batch; returns the shutdown reply if the batch asked to stop.
     fn process(&mut self, batch: Vec<WriteCmd>) -> Option<oneshot::Sender<()>> {
-        let mut replies: Vec<Box<dyn FnOnce(Option<&StoreError>)>> = Vec::with_capacity(batch.len());
+        let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
         let mut shutdown = None;
         let mut delta = (0i64, 0i64);
-        let Self { conn, counters, bound } = &mut *self;
+        let Self {
+            conn,
+            counters,
+            bound,
+        } = &mut *self;
         let result = (|| -> rusqlite::Result<()> {
-            let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for cmd in batch {
                 match cmd {
                     WriteCmd::Save(events, reply) => {
@@ -124,7 +138,6 @@ impl Writer {
         }
         shutdown
     }
-
 }
 
 /// The size bound and the authors pruning spares.
@@ -136,8 +149,15 @@ struct Bound {
 impl Bound {
     /// Prunes inside the batch's transaction when the batch took the store past its bound,
     /// down to 90% of it, so the bound holds when the batch's callers hear back.
-    fn prune_if_needed(&self, tx: &Connection, counters: &Counters, delta: &mut (i64, i64)) -> rusqlite::Result<()> {
-        let Some(max) = self.max_bytes else { return Ok(()) };
+    fn prune_if_needed(
+        &self,
+        tx: &Connection,
+        counters: &Counters,
+        delta: &mut (i64, i64),
+    ) -> rusqlite::Result<()> {
+        let Some(max) = self.max_bytes else {
+            return Ok(());
+        };
         let bytes = (counters.bytes.load(Ordering::Relaxed) as i64 + delta.1).max(0) as u64;
         if bytes <= max {
             return Ok(());
@@ -145,16 +165,17 @@ impl Bound {
         let (events, removed) = prune(tx, &self.protected, bytes, max / 10 * 9)?;
         delta.0 -= events;
         delta.1 -= removed;
-        info!(events, bytes = removed, "pruned the oldest events to stay under the size bound");
+        info!(
+            events,
+            bytes = removed,
+            "pruned the oldest events to stay under the size bound"
+        );
         Ok(())
     }
 }
 
 /// Wraps a reply so it is sent after the commit: the result stands only if the commit did.
-fn answer<T: Send + 'static>(
-    reply: Reply<T>,
-    outcome: Result<T, StoreError>,
-) -> Box<dyn FnOnce(Option<&StoreError>)> {
+fn answer<T: Send + 'static>(reply: Reply<T>, outcome: Result<T, StoreError>) -> Deferred {
     Box::new(move |failure| {
         let sent = match failure {
             Some(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
@@ -164,7 +185,11 @@ fn answer<T: Send + 'static>(
     })
 }
 
-fn save_all(tx: &mut Transaction, events: &[Event], delta: &mut (i64, i64)) -> Result<Vec<SaveOutcome>, StoreError> {
+fn save_all(
+    tx: &mut Transaction,
+    events: &[Event],
+    delta: &mut (i64, i64),
+) -> Result<Vec<SaveOutcome>, StoreError> {
     let sp = tx.savepoint()?;
     let mut outcomes = Vec::with_capacity(events.len());
     let mut local = (0i64, 0i64);
@@ -220,7 +245,9 @@ fn prune(
                 "SELECT seq, created_at, pubkey FROM event WHERE (created_at, seq) > (?1, ?2)
                  ORDER BY created_at ASC, seq ASC LIMIT 512",
             )?
-            .query_map(params![after.0, after.1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(params![after.0, after.1], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<Result<_, _>>()?;
         let Some(last) = page.last() else { break };
         after = (last.1, last.0);
