@@ -228,11 +228,23 @@ def tamper_hex(h: str, pos: int = 10) -> str:
 
 # --------------------------------------------------------------------------- raw NIP-01
 
+def short(x: Any, n: int = 300) -> str:
+    """repr cut to n characters, for assertion messages (events can be 100 KB)."""
+    r = repr(x)
+    return r if len(r) <= n else r[:n] + f"...(+{len(r) - n} chars)"
+
+
 class RawRelay:
-    """A plain NIP-01 WebSocket connection (websockets), with bounded waits."""
+    """A plain NIP-01 WebSocket connection (websockets), with bounded waits.
+
+    Messages for a subscription this client has already CLOSEd (EVENT/EOSE/CLOSED that were
+    in flight, or sent late) are not returned by recv(): they go to `late`, so a test can
+    assert on them where that is its subject (see test_subscription_delivery.py)."""
 
     def __init__(self, ws):
         self.ws = ws
+        self.closed_sids: set[str] = set()
+        self.late: list[list] = []
 
     @classmethod
     async def open(cls, url: str) -> "RawRelay":
@@ -244,21 +256,32 @@ class RawRelay:
         await self.ws.close()
 
     async def send(self, msg: Any) -> None:
+        if isinstance(msg, list) and len(msg) >= 2 and msg[0] == "CLOSE":
+            self.closed_sids.add(msg[1])
         await self.ws.send(msg if isinstance(msg, str) else json.dumps(msg))
 
     async def recv(self, timeout: float = 10) -> list:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        msg = json.loads(raw)
-        assert isinstance(msg, list) and msg and isinstance(msg[0], str), f"not a NIP-01 message: {raw[:300]}"
-        return msg
+        deadline = time.monotonic() + timeout
+        for _ in range(1_000_000):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise asyncio.TimeoutError()
+            raw = await asyncio.wait_for(self.ws.recv(), left)
+            msg = json.loads(raw)
+            assert isinstance(msg, list) and msg and isinstance(msg[0], str), f"not a NIP-01 message: {raw[:300]}"
+            if msg[0] in ("EVENT", "EOSE", "CLOSED") and len(msg) >= 2 and msg[1] in self.closed_sids:
+                self.late.append(msg)
+                continue
+            return msg
+        raise AssertionError("too many late messages")
 
     async def publish(self, ev: dict, timeout: float = 10) -> list:
         """Send ["EVENT", ev]; return the OK message for it (first message must be that OK)."""
         await self.send(["EVENT", ev])
         msg = await self.recv(timeout)
-        assert msg[0] == "OK" and len(msg) == 4, f"expected OK for {ev.get('id')}, got {msg}"
-        assert msg[1] == ev.get("id"), f"OK for a different id: {msg}"
-        assert isinstance(msg[2], bool) and isinstance(msg[3], str), f"malformed OK: {msg}"
+        assert msg[0] == "OK" and len(msg) == 4, f"expected OK for {ev.get('id')}, got {short(msg)}"
+        assert msg[1] == ev.get("id"), f"OK for a different id: {short(msg)}"
+        assert isinstance(msg[2], bool) and isinstance(msg[3], str), f"malformed OK: {short(msg)}"
         return msg
 
     async def req(self, *filters: dict, timeout: float = 10, max_events: int = 100_000) -> list[dict]:
@@ -277,7 +300,7 @@ class RawRelay:
             elif msg[0] == "EOSE" and msg[1] == sid:
                 break
             else:
-                raise AssertionError(f"unexpected message while waiting for EOSE of {sid}: {msg}")
+                raise AssertionError(f"unexpected message while waiting for EOSE of {sid}: {short(msg)}")
         await self.send(["CLOSE", sid])
         return events
 
@@ -294,7 +317,7 @@ async def publish_ok(url: str, ev: dict) -> None:
     relay = await RawRelay.open(url)
     try:
         ok = await relay.publish(ev)
-        assert ok[2] is True, f"owner-signed event refused: {ok}"
+        assert ok[2] is True, f"owner-signed event refused: {short(ok)}"
     finally:
         await relay.close()
 
@@ -326,9 +349,23 @@ def http_request(base: str, path: str, method: str = "POST", body: bytes | None 
         return HttpResponse(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
 
 
-def post_json(base: str, path: str, obj: Any, content_type: str = "application/json") -> HttpResponse:
-    return http_request(base, path, "POST", json.dumps(obj).encode(),
-                        {"Content-Type": content_type, "Accept-Encoding": "gzip"})
+# The headers NostrP2P's Flutter client (flustr) sends with every POST: Dart's http package
+# adds "; charset=utf-8" to the content type of a String body.
+FLUTTER_HEADERS = {
+    "Content-Type": "application/json; charset=utf-8",
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Private-Network": "true",
+    "Accept-Encoding": "gzip, deflate",
+}
+
+
+def post_json(base: str, path: str, obj: Any, content_type: str | None = None) -> HttpResponse:
+    """POST obj as JSON with the Flutter client's headers (or another Content-Type)."""
+    headers = dict(FLUTTER_HEADERS)
+    headers["Accept"] = "application/octet-stream" if path == "/req" else "application/json"
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return http_request(base, path, "POST", json.dumps(obj).encode(), headers)
 
 
 NP2P_EVENT_KEYS = {"Id", "Pubkey", "Created_at", "Kind", "Tags", "Content", "Sig"}

@@ -10,10 +10,11 @@ import time
 
 import websockets
 
-from starling_harness import REPORT_LINES, RawRelay, run, sign
+from starling_harness import REPORT_LINES, RawRelay, publish_ok, query, run, sign
 
 TRIALS = 3
 WINDOW = 400            # events in flight (sent, not yet answered) at most
+PRESIGNED = 15_000      # events signed ahead of each trial; more are signed on the fly
 MAX_EVENTS = 200_000    # per trial, a hard bound on the loop
 CHUNK = 100             # ids per verification REQ
 
@@ -30,10 +31,16 @@ async def flood_then_kill(node, trial: int, kill_after: float) -> tuple[dict, li
     window = asyncio.Semaphore(WINDOW)
     stop = asyncio.Event()
 
+    # Signed before the clock starts, so the node, not Python's signing, sets the pace.
+    presigned = [sign(keys, 1, f"durability trial {trial} seq {i}") for i in range(PRESIGNED)]
+
     async def sender():
         seq = 0
         while not stop.is_set() and seq < MAX_EVENTS:
-            batch = [sign(keys, 1, f"durability trial {trial} seq {seq + i}") for i in range(25)]
+            if seq < len(presigned):
+                batch = presigned[seq:seq + 100]
+            else:
+                batch = [sign(keys, 1, f"durability trial {trial} seq {seq + i}") for i in range(25)]
             seq += len(batch)
             for ev in batch:
                 while not stop.is_set():
@@ -107,6 +114,22 @@ def test_kill9_keeps_every_acknowledged_event(node):
     rng = random.Random(seed)
     all_acked: dict[str, dict] = {}
     lines = []
+
+    # Replacement and deletion state must survive the crashes too.
+    now = int(time.time())
+    k = node.owner.keys
+    old0 = sign(k, 0, json.dumps({"name": "before"}), created_at=now - 50)
+    new0 = sign(k, 0, json.dumps({"name": "after"}), created_at=now - 40)
+    target = sign(k, 1, "deleted before the crashes", created_at=now - 30)
+    deletion = sign(k, 5, "", tags=[["e", target["id"]]], created_at=now - 20)
+    for ev in (old0, new0, target, deletion):
+        run(publish_ok(node.url, ev))
+
+    async def state_intact():
+        assert await query(node.url, {"kinds": [0], "authors": [node.owner.hex]}) == [new0]
+        assert await query(node.url, {"ids": [old0["id"], target["id"]]}) == []
+        assert await query(node.url, {"ids": [deletion["id"]]}) == [deletion]
+
     for trial in range(TRIALS):
         kill_after = rng.uniform(0.5, 2.0)
         acked, refused, n_sent = run(flood_then_kill(node, trial, kill_after), timeout=60)
@@ -115,6 +138,7 @@ def test_kill9_keeps_every_acknowledged_event(node):
         all_acked.update(acked)
         node.node.start()  # same data dir, after SIGKILL
         missing = run(missing_after_restart(node.url, all_acked), timeout=120)
+        run(state_intact())
         line = (f"durability trial {trial}: killed after {kill_after:.2f}s, sent {n_sent}, "
                 f"acknowledged {len(acked)}, refused {len(refused)}"
                 + (f" (first: {refused[0]})" if refused else "")

@@ -104,11 +104,17 @@ def test_subscription_stored_then_eose_then_live(node):
             assert sorted(got) == sorted(e["id"] for e in stored), "stored events before EOSE differ"
             assert len(got) == len(set(got)), f"duplicate events before EOSE: {got}"
 
+            # An event that does not match the filter must not be delivered.
+            other_kind = sign(node.owner.keys, 7, "+", tags=[["e", stored[0]["id"]], ["p", node.owner.hex]])
+            assert_sent(await send(writer, other_kind), rurl, other_kind)
             live = sign(node.owner.keys, 1, "live after EOSE")
             assert_sent(await send(writer, live), rurl, live)
             what, ev = await next_for_sub(time.monotonic() + 10)
             assert what == "EVENT", what
-            assert ev.id().to_hex() == live["id"], "first event after EOSE is not the live one"
+            stored_ids = {e["id"] for e in stored}
+            assert ev.id().to_hex() not in stored_ids, \
+                f"stored event {ev.id().to_hex()} delivered again after EOSE (duplicate delivery)"
+            assert ev.id().to_hex() == live["id"], f"first event after EOSE is not the live one: {ev.as_json()[:300]}"
             assert json.loads(ev.as_json()) == live
             assert ev.verify()
         finally:
@@ -117,7 +123,7 @@ def test_subscription_stored_then_eose_then_live(node):
     run(body())
 
 
-def test_newer_kind0_replaces_older(node):
+def test_newer_kind0_and_kind3_replace_older(node):
     async def body():
         client, rurl = await sdk_client(node.url)
         try:
@@ -142,6 +148,16 @@ def test_newer_kind0_replaces_older(node):
                 assert await relay.req(raw) == [new]
             finally:
                 await relay.close()
+
+            # Kind 3 (follow list) is replaceable too.
+            f1 = ns.Keys.generate().public_key().to_hex()
+            f2 = ns.Keys.generate().public_key().to_hex()
+            old3 = sign(node.owner.keys, 3, "", tags=[["p", f1, "", ""]], created_at=now - 20)
+            new3 = sign(node.owner.keys, 3, "", tags=[["p", f1, "", ""], ["p", f2, "", ""]], created_at=now - 10)
+            assert_sent(await send(client, old3), rurl, old3)
+            assert_sent(await send(client, new3), rurl, new3)
+            assert await query(node.url, {"authors": [node.owner.hex], "kinds": [3]}) == [new3]
+            assert await query(node.url, {"authors": [node.owner.hex], "kinds": [0, 3]}) in ([new, new3], [new3, new])
         finally:
             await client.shutdown()
     run(body())
@@ -169,6 +185,14 @@ def test_nip09_deletion_hides_target(node):
             assert await query(node.url, {"authors": [node.owner.hex], "kinds": [1]}) == [keep]
             assert await query(node.url, {"ids": [deletion["id"]]}) == [deletion]
             assert await query(node.url, {"kinds": [5], "#e": [target["id"]]}) == [deletion]
+
+            # Sending the deleted event again (as another client might) must not revive it.
+            relay = await RawRelay.open(node.url)
+            try:
+                await relay.publish(target)
+                assert await relay.req({"ids": [target["id"]]}) == [], "deleted event came back"
+            finally:
+                await relay.close()
         finally:
             await client.shutdown()
     run(body())

@@ -169,6 +169,18 @@ def test_publish_refusals_and_cors(node):
     assert 400 <= resp.status < 500, f"id not the hash -> {resp.status} {resp.body[:200]!r}"
     assert isinstance(resp.json().get("Error"), str), resp.body
 
+    foreign = sign(ns.Keys.generate(), 1, "not the owner, over REST")
+    resp = post_json(node.http, "/publish", foreign)
+    assert 400 <= resp.status < 500, f"foreign event -> {resp.status} {resp.body[:200]!r}"
+    assert isinstance(resp.json().get("Error"), str), resp.body
+    assert run(query(node.url, {"ids": [foreign["id"]]})) == []
+
+    # Malformed JSON is a 400 with an Error body, not a crash or a 500.
+    resp = http_request(node.http, "/publish", method="POST", body=b'{"id": "abc", ',
+                        headers={"Content-Type": "application/json"})
+    assert resp.status == 400, f"malformed JSON -> {resp.status} {resp.body[:200]!r}"
+    assert isinstance(resp.json().get("Error"), str), resp.body
+
     good = sign(k, 1, "sent as text/plain")
     resp = post_json(node.http, "/publish", good, content_type="text/plain")
     assert resp.status == 415, f"text/plain /publish -> {resp.status}"
@@ -203,3 +215,16 @@ def test_publish_refusals_and_cors(node):
                         headers={"Content-Type": "application/json", "Origin": origin})
     assert resp.status == 200, resp.status
     assert resp.headers.get("access-control-allow-origin") in (origin, "*"), resp.headers
+
+
+def test_plain_application_json_is_accepted_too(node):
+    """The client's own header is 'application/json; charset=utf-8' (used everywhere above);
+    a bare 'application/json' must work the same."""
+    ev = sign(node.owner.keys, 1, "bare content type")
+    resp = post_json(node.http, "/publish", ev, content_type="application/json")
+    assert resp.status == 200 and resp.json() == {"Status": "SUCCESS"}, (resp.status, resp.body[:200])
+    resp = post_json(node.http, "/req", {"ids": [ev["id"]], "authors": [node.owner.hex], "kinds": [1]},
+                     content_type="application/json")
+    assert resp.status == 200, resp.status
+    evts = msgpack.unpackb(gzip.decompress(resp.body), raw=False)["Evts"]
+    assert [np2p_to_nip01(m)["id"] for m in evts] == [ev["id"]]

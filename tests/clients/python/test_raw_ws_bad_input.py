@@ -8,7 +8,7 @@ import json
 
 import nostr_sdk as ns
 
-from starling_harness import RawRelay, run, sign, tamper_hex
+from starling_harness import RawRelay, http_request, run, short, sign, tamper_hex
 
 
 def test_bad_input_is_refused_and_connection_survives(node):
@@ -22,19 +22,19 @@ def test_bad_input_is_refused_and_connection_survives(node):
                 filt = {"ids": [event_id]} if event_id else {"kinds": [1], "limit": 1}
                 got = await relay.req(filt)
                 if event_id:
-                    assert got == [], f"refused event {event_id} was stored: {got}"
+                    assert got == [], f"refused event {event_id} was stored: {short(got)}"
 
             async def expect_refused(ev: dict, prefix: str):
                 ok = await relay.publish(ev)
-                assert ok[2] is False, f"expected OK false ({prefix}) for {ev['id']}, got {ok}"
-                assert ok[3].startswith(prefix), f"OK reason should start with {prefix!r}: {ok}"
+                assert ok[2] is False, f"expected OK false ({prefix}) for {ev['id']}, got {short(ok)}"
+                assert ok[3].startswith(prefix), f"OK reason should start with {prefix!r}: {short(ok)}"
                 await still_works_and_absent(ev["id"])
 
             async def expect_notice(raw: str):
                 await relay.send(raw)
                 msg = await relay.recv()
                 assert msg[0] == "NOTICE" and len(msg) == 2 and isinstance(msg[1], str) and msg[1], \
-                    f"expected a NOTICE for {raw[:60]!r}, got {msg}"
+                    f"expected a NOTICE for {raw[:60]!r}, got {short(msg)}"
 
             # 0. sanity: the connection works and an owner-signed event is accepted.
             good = sign(keys, 1, "good one")
@@ -77,7 +77,7 @@ def test_bad_input_is_refused_and_connection_survives(node):
             # 6. too many filters in one REQ.
             await relay.send(["REQ", "many", *[{"kinds": [1], "limit": 1} for _ in range(50)]])
             msg = await relay.recv()
-            assert msg[0] == "CLOSED" and msg[1] == "many", f"expected CLOSED for 50 filters, got {msg}"
+            assert msg[0] == "CLOSED" and msg[1] == "many", f"expected CLOSED for 50 filters, got {short(msg)}"
             assert isinstance(msg[2], str) and msg[2].startswith("error:"), msg
             await still_works_and_absent(None)
 
@@ -116,3 +116,46 @@ def test_duplicate_event_is_acknowledged_once_stored(node):
         finally:
             await relay.close()
     run(body())
+
+
+def test_limits_are_exact_at_the_boundary(node):
+    """The defaults (10 filters, 2000 tags, 64 KiB of event JSON) refuse just past the limit
+    and accept at it, and NIP-11 advertises the limits it enforces."""
+    keys = node.owner.keys
+
+    async def body():
+        relay = await RawRelay.open(node.url)
+        try:
+            # Filters: 10 is fine, 11 is CLOSED.
+            stored = sign(keys, 1, "boundary")
+            assert (await relay.publish(stored))[2] is True
+            assert await relay.req(*[{"kinds": [1], "limit": 5} for _ in range(10)]) == [stored]
+            await relay.send(["REQ", "eleven", *[{"kinds": [1]} for _ in range(11)]])
+            msg = await relay.recv()
+            assert msg[0] == "CLOSED" and msg[1] == "eleven" and msg[2].startswith("error:"), msg
+
+            # Tags: 2000 accepted, 2001 refused.
+            ok_tags = sign(keys, 1, "2000 tags", tags=[["t", f"t{i}"] for i in range(2000)])
+            assert (await relay.publish(ok_tags))[2] is True
+            assert await relay.req({"ids": [ok_tags["id"]]}) == [ok_tags]
+            too_many = sign(keys, 1, "2001 tags", tags=[["t", f"t{i}"] for i in range(2001)])
+            ok = await relay.publish(too_many)
+            assert ok[2] is False and ok[3].startswith("invalid:"), ok
+
+            # Size: ~60 KB of event JSON accepted, ~70 KB refused.
+            big_ok = sign(keys, 1, "a" * 60_000)
+            assert (await relay.publish(big_ok))[2] is True
+            assert await relay.req({"ids": [big_ok["id"]]}) == [big_ok]
+            too_big = sign(keys, 1, "b" * 70_000)
+            ok = await relay.publish(too_big)
+            assert ok[2] is False and ok[3].startswith("invalid:"), ok
+            assert await relay.req({"ids": [too_many["id"], too_big["id"]]}) == []
+        finally:
+            await relay.close()
+    run(body())
+
+    resp = http_request(node.http, "/", method="GET", headers={"Accept": "application/nostr+json"})
+    lim = json.loads(resp.body).get("limitation", {})
+    assert lim.get("max_filters") == 10, lim
+    assert lim.get("max_event_tags") == 2000, lim
+    assert lim.get("restricted_writes") is True, lim

@@ -72,6 +72,7 @@ test('subscription: stored events, then EOSE, then a live event', async () => {
   const fresh = sign(node.owner.sk, 1, 'live after EOSE')
   await withTimeout(writer.publish(fresh), 10_000, 'publish live')
   const got = await withTimeout(live, 10_000, 'live event')
+  assert.ok(!stored.some(e => e.id === got.id), `stored event ${got.id} delivered again after EOSE (duplicate delivery)`)
   assert.equal(got.id, fresh.id)
   assert.ok(verifyEvent(got))
   assert.equal(seen.length, stored.length + 1)
