@@ -368,4 +368,12 @@ def post_json(base: str, path: str, obj: Any, content_type: str | None = None) -
     return http_request(base, path, "POST", json.dumps(obj).encode(), headers)
 
 
+# NIP-01: "OK" false messages start with one of these machine-readable prefixes.
+NIP01_OK_PREFIXES = ("duplicate", "pow", "blocked", "rate-limited", "invalid", "restricted", "mute", "error")
+
+
+def has_nip01_prefix(reason: str) -> bool:
+    return reason.split(":", 1)[0] in NIP01_OK_PREFIXES and ":" in reason
+
+
 NP2P_EVENT_KEYS = {"Id", "Pubkey", "Created_at", "Kind", "Tags", "Content", "Sig"}

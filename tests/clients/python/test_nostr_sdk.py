@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import nostr_sdk as ns
 
-from starling_harness import RawRelay, query, run, sign
+from starling_harness import NIP01_OK_PREFIXES, RawRelay, has_nip01_prefix, query, run, sign
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -144,7 +144,7 @@ def test_newer_kind0_and_kind3_replace_older(node):
             # Sending the older one again must not bring it back.
             relay = await RawRelay.open(node.url)
             try:
-                await relay.publish(old)
+                resent = await relay.publish(old)
                 assert await relay.req(raw) == [new]
             finally:
                 await relay.close()
@@ -158,6 +158,11 @@ def test_newer_kind0_and_kind3_replace_older(node):
             assert_sent(await send(client, new3), rurl, new3)
             assert await query(node.url, {"authors": [node.owner.hex], "kinds": [3]}) == [new3]
             assert await query(node.url, {"authors": [node.owner.hex], "kinds": [0, 3]}) in ([new, new3], [new3, new])
+
+            # Whatever the relay answered to the superseded kind 0: an OK false must carry a
+            # NIP-01 machine-readable prefix.
+            assert resent[2] is True or has_nip01_prefix(resent[3]), \
+                f"OK false for a superseded kind 0 without a NIP-01 prefix {NIP01_OK_PREFIXES}: {resent}"
         finally:
             await client.shutdown()
     run(body())

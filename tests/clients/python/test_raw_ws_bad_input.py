@@ -8,7 +8,7 @@ import json
 
 import nostr_sdk as ns
 
-from starling_harness import RawRelay, http_request, run, short, sign, tamper_hex
+from starling_harness import RawRelay, has_nip01_prefix, http_request, run, short, sign, tamper_hex
 
 
 def test_bad_input_is_refused_and_connection_survives(node):
@@ -28,6 +28,7 @@ def test_bad_input_is_refused_and_connection_survives(node):
                 ok = await relay.publish(ev)
                 assert ok[2] is False, f"expected OK false ({prefix}) for {ev['id']}, got {short(ok)}"
                 assert ok[3].startswith(prefix), f"OK reason should start with {prefix!r}: {short(ok)}"
+                assert has_nip01_prefix(ok[3]), ok
                 await still_works_and_absent(ev["id"])
 
             async def expect_notice(raw: str):
