@@ -8,7 +8,6 @@ and the NostrP2P REST API over HTTP (urllib).  Every wait here has a timeout.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import os
 import re
