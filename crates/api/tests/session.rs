@@ -131,7 +131,7 @@ async fn replaceable_and_deleted_events() {
     c.send(json!(["EVENT", old])).await;
     let refused = c.recv().await;
     assert_eq!(refused[2], json!(false));
-    assert!(refused[3].as_str().unwrap().starts_with("replaced:"));
+    assert!(refused[3].as_str().unwrap().starts_with("duplicate:"));
 
     let target = note(&node.owner, "to delete");
     c.send(json!(["EVENT", target])).await;

@@ -39,7 +39,7 @@ pub enum IngestError {
     Invalid(#[from] ValidationError),
     #[error("blocked: {0}")]
     Blocked(String),
-    #[error("replaced: a newer version of this event is stored")]
+    #[error("duplicate: a newer version of this replaceable event is stored")]
     Superseded,
     #[error("blocked: this event was deleted by its author")]
     Deleted,

@@ -28,10 +28,17 @@ const MAX_IN_FLIGHT: usize = 256;
 
 type Submission = JoinHandle<(String, Result<Ack, IngestError>)>;
 
+/// An open subscription: its filters, and the last bus sequence number its stored-events
+/// query already covered.
+struct Subscription {
+    filters: Vec<Filter>,
+    covered: u64,
+}
+
 struct Session<O> {
     state: Arc<ApiState>,
     out: O,
-    subs: HashMap<SubscriptionId, Vec<Filter>>,
+    subs: HashMap<SubscriptionId, Subscription>,
     pending: FuturesOrdered<Submission>,
 }
 
@@ -178,6 +185,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
             );
             return self.send(RelayMessage::Closed(&sub_id, &msg)).await;
         }
+        let covered = self.state.bus.last_seq();
         let stored = match self.state.store.query_json(filters.clone()).await {
             Ok(stored) => stored,
             Err(e) => {
@@ -199,7 +207,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
         if !self.send(RelayMessage::Eose(&sub_id)).await {
             return false;
         }
-        self.subs.insert(sub_id, filters);
+        self.subs.insert(sub_id, Subscription { filters, covered });
         true
     }
 
@@ -221,7 +229,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
         let matching: Vec<SubscriptionId> = self
             .subs
             .iter()
-            .filter(|(_, filters)| matches_any(filters, &live.event))
+            .filter(|(_, sub)| live.seq > sub.covered && matches_any(&sub.filters, &live.event))
             .map(|(id, _)| id.clone())
             .collect();
         for sub_id in &matching {
