@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::node;
 use crate::ws::{self, Reply};
 
 /// Longest wait for the next reply before a connection gives up.
@@ -30,6 +31,12 @@ pub struct IngestResult {
     pub missing: usize,
     pub secs: f64,
     pub events_per_sec: f64,
+    /// Replies other than OK (e.g. NOTICE), counted but not acknowledgements.
+    pub other_replies: usize,
+    /// CPU seconds (user + system) the relay process used during the run.
+    pub relay_cpu_secs: Option<f64>,
+    /// CPU seconds this benchmark process (the load generator) used.
+    pub client_cpu_secs: Option<f64>,
     pub errors: Vec<String>,
 }
 
@@ -43,6 +50,7 @@ struct Share {
 struct ConnOutcome {
     accepted: usize,
     rejected: usize,
+    other: usize,
     errors: Vec<String>,
 }
 
@@ -53,12 +61,14 @@ pub async fn run(
     conns: usize,
     window: usize,
     limit: Duration,
+    relay_pid: Option<u32>,
 ) -> Result<IngestResult> {
     let shares = split(events, conns)?;
     let mut sockets = Vec::with_capacity(shares.len());
     for _ in 0..shares.len() {
         sockets.push(ws::connect(url).await?);
     }
+    let cpu_before = (node::cpu_secs(relay_pid), node::cpu_secs(None));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (sock, share) in sockets.into_iter().zip(shares) {
@@ -73,10 +83,14 @@ pub async fn run(
         .await
         .map_err(|_| anyhow!("ingest did not finish within {limit:?}"))?;
     result.secs = started.elapsed().as_secs_f64();
+    let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    result.relay_cpu_secs = used(cpu_before.0, node::cpu_secs(relay_pid));
+    result.client_cpu_secs = used(cpu_before.1, node::cpu_secs(None));
     for outcome in all {
         let o = outcome.map_err(|e| anyhow!("connection task failed: {e}"))?;
         result.accepted += o.accepted;
         result.rejected += o.rejected;
+        result.other_replies += o.other;
         for e in o.errors {
             if result.errors.len() < KEEP_ERRORS {
                 result.errors.push(e);
@@ -153,7 +167,6 @@ where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     let mut o = ConnOutcome::default();
-    let mut other = 0usize;
     while o.accepted + o.rejected < expected {
         let text = match ws::next_text(stream, REPLY_TIMEOUT).await {
             Ok(t) => t,
@@ -163,11 +176,11 @@ where
             }
         };
         if let Err(e) = count_reply(&text, ids, &mut o, permits) {
-            other += 1;
+            o.other += 1;
             if o.errors.len() < KEEP_ERRORS {
                 o.errors.push(format!("{e:#}"));
             }
-            if other > expected {
+            if o.other > expected {
                 break;
             }
         }

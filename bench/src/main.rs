@@ -41,6 +41,7 @@ struct Inputs {
 
 fn main() -> Result<()> {
     let args = Args::parse().resolve();
+    let machine = Machine::probe();
     let inputs = prepare(&args)?;
     eprintln!("== verification ceiling ==");
     let mut notes = Vec::new();
@@ -62,6 +63,7 @@ fn main() -> Result<()> {
         .build()?;
     let mut report = rt.block_on(measure_relays(&args, &inputs, notes))?;
     report.ceiling = ceiling;
+    report.machine = machine;
     let markdown = report::markdown(&report);
     println!("\n{markdown}");
     if !args.no_write {

@@ -215,6 +215,23 @@ impl Node {
     }
 }
 
+/// CPU seconds (user + system) process `pid` (this process for `None`) has
+/// used so far; /proc counts in USER_HZ ticks, which are 1/100 s on Linux.
+pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, i.e. the 12th and 13th after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// VmRSS and VmHWM of process `pid`, from /proc/PID/status.
 pub fn memory(pid: u32) -> Result<Mem> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

@@ -16,6 +16,8 @@ pub struct Machine {
     pub cpu: String,
     pub cores: usize,
     pub mem_total_mib: u64,
+    /// /proc/loadavg when the run started (other work skews every figure).
+    pub loadavg_at_start: String,
 }
 
 impl Machine {
@@ -38,6 +40,7 @@ impl Machine {
             cpu,
             cores: crate::gen::cores(),
             mem_total_mib: kib / 1024,
+            loadavg_at_start: crate::runner::loadavg(),
         }
     }
 }
@@ -103,7 +106,7 @@ pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
 }
 
 /// 12345 → "12,345".
-fn group(n: u64) -> String {
+pub(crate) fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -136,19 +139,25 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "- date: {}", r.date);
     let _ = writeln!(
         s,
-        "- machine: {} ({} cores), {} MiB RAM",
-        r.machine.cpu, r.machine.cores, r.machine.mem_total_mib
+        "- machine: {} ({} cores), {} MiB RAM; load average at start: {}",
+        r.machine.cpu, r.machine.cores, r.machine.mem_total_mib, r.machine.loadavg_at_start
     );
     let st = &r.settings;
     let _ = writeln!(
         s,
         "- workload: ingest {} owner-signed kind-1 events (window {} per connection); store {} events by {} authors; {} REQs (seed {})",
-        st.ingest_events, st.window, st.store_events, st.authors, st.queries, st.seed
+        group(st.ingest_events as u64),
+        st.window,
+        group(st.store_events as u64),
+        group(st.authors as u64),
+        group(st.queries as u64),
+        st.seed
     );
     let _ = writeln!(s, "- command: `{}`", r.command);
     let _ = writeln!(s, "- nostr-rs-relay: {}\n", r.nrr_note);
     crate::tables::summary(&mut s, r);
     crate::tables::ceiling(&mut s, r);
+    crate::tables::ingest_cpu(&mut s, r);
     let title = "REQ → EOSE latency by query type";
     crate::tables::per_query(&mut s, r, title, |t| t.query.as_ref());
     let title = "REQ → EOSE latency by query type, client TCP_QUICKACK";

@@ -40,6 +40,8 @@ pub struct TargetResult {
     pub mem_after_ingest: Option<Mem>,
     pub mem_after_query: Option<Mem>,
     pub errors: Vec<String>,
+    /// /proc/loadavg when this relay's phases started.
+    pub loadavg_at_start: String,
 }
 
 /// All phases for `target`.
@@ -48,7 +50,8 @@ pub async fn run(target: &Target, w: &Workload<'_>) -> TargetResult {
         name: target.name().into(),
         ..Default::default()
     };
-    eprintln!("== {} ==", r.name);
+    r.loadavg_at_start = loadavg();
+    eprintln!("== {} (load average {}) ==", r.name, r.loadavg_at_start);
     for conns in [1, w.conns] {
         if let Err(e) = ingest_phase(target, w, conns, &mut r).await {
             eprintln!("  ingest ({conns} conns) FAILED: {e:#}");
@@ -60,6 +63,12 @@ pub async fn run(target: &Target, w: &Workload<'_>) -> TargetResult {
         r.errors.push(format!("REQ phase: {e:#}"));
     }
     r
+}
+
+/// /proc/loadavg, trimmed.
+pub fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.trim().to_owned()
 }
 
 fn temp_dir(name: &str) -> Result<tempfile::TempDir> {
@@ -100,7 +109,7 @@ async fn ingest_phase(
             eprintln!("  idle (empty store, {:?}): RSS {:.1} MiB, HWM {:.1} MiB", w.idle, mem.rss_mib(), mem.hwm_mib());
             r.mem_idle = Some(mem);
         }
-        let res = ingest::run(&node.url, w.ingest, conns, w.window, w.limit).await?;
+        let res = ingest::run(&node.url, w.ingest, conns, w.window, w.limit, Some(node.pid)).await?;
         eprintln!(
             "  ingest {conns} conn(s): {:.0} events/s ({} accepted, {} rejected, {} missing, {:.2} s)",
             res.events_per_sec, res.accepted, res.rejected, res.missing, res.secs

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
+use crate::ingest::IngestResult;
 use crate::query::{Latency, QueryResult};
-use crate::report::{mem_text, num, ratio, Report};
+use crate::report::{group, mem_text, num, ratio, Report};
 use crate::runner::TargetResult;
 
 fn ingest1(t: Option<&TargetResult>) -> Option<f64> {
@@ -164,6 +165,49 @@ pub fn ceiling(s: &mut String, r: &Report) {
 /// Which of the two query runs a table shows.
 pub type Pick = fn(&TargetResult) -> Option<&QueryResult>;
 
+/// CPU used by the relay and by the load generator during each ingest run.
+pub fn ingest_cpu(s: &mut String, r: &Report) {
+    let runs: Vec<(&str, &IngestResult)> = [r.starling.as_ref(), r.nrr.as_ref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|t| {
+            [&t.ingest_1, &t.ingest_n]
+                .into_iter()
+                .flatten()
+                .map(move |i| (t.name.as_str(), i))
+        })
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Where ingest CPU goes\n");
+    let _ = writeln!(
+        s,
+        "| run | events/s | relay CPU µs / event | relay cores busy | bench client cores busy |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    for (name, i) in runs {
+        let per_event = i.relay_cpu_secs.map(|c| c * 1e6 / i.accepted.max(1) as f64);
+        let busy = |c: Option<f64>| c.map(|c| c / i.secs.max(1e-9));
+        let _ = writeln!(
+            s,
+            "| {name}, {} conn(s) | {} | {} | {} | {} |",
+            i.conns,
+            num(Some(i.events_per_sec), 0),
+            num(per_event, 1),
+            num(busy(i.relay_cpu_secs), 2),
+            num(busy(i.client_cpu_secs), 2),
+        );
+    }
+    if let Some(c) = &r.ceiling {
+        let _ = writeln!(
+            s,
+            "\nOne `Event::verify()` costs {:.1} µs of CPU here (single-thread ceiling).\n",
+            1e6 / c.single_thread_eps.max(1e-9)
+        );
+    }
+}
+
 /// p50/p99 per query type for both relays, for the run `pick` selects.
 pub fn per_query(s: &mut String, r: &Report, title: &str, pick: Pick) {
     let a = r.starling.as_ref().and_then(pick);
@@ -174,7 +218,7 @@ pub fn per_query(s: &mut String, r: &Report, title: &str, pick: Pick) {
     let _ = writeln!(
         s,
         "## {title} ({} store events, ms)\n",
-        r.settings.store_events
+        group(r.settings.store_events as u64)
     );
     let _ = writeln!(s, "| query | n | starling p50 | starling p99 | nrr p50 | nrr p99 | p50 ratio | mean events starling / nrr |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|");
@@ -216,11 +260,23 @@ pub fn notes(s: &mut String, r: &Report) {
         ));
     }
     for t in [r.starling.as_ref(), r.nrr.as_ref()].into_iter().flatten() {
+        lines.push(format!(
+            "{} phases started at load average {}",
+            t.name, t.loadavg_at_start
+        ));
         for (what, i) in [
             ("ingest 1 conn", &t.ingest_1),
             ("ingest multi-conn", &t.ingest_n),
         ] {
             if let Some(i) = i {
+                if i.other_replies > 0 {
+                    lines.push(format!(
+                        "{} {what}: {} replies other than OK, e.g. {}",
+                        t.name,
+                        i.other_replies,
+                        i.errors.join("; ")
+                    ));
+                }
                 if i.accepted != i.sent {
                     lines.push(format!(
                         "{} {what}: {} of {} accepted, {} rejected, {} unanswered: {}",

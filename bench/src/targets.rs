@@ -72,7 +72,7 @@ impl Target {
             }
             Target::Nrr { bin } => {
                 let node = nrr_run(bin, tmp).await?;
-                let r = ingest::run(&node.url, lines, conns, 500, limit).await?;
+                let r = ingest::run(&node.url, lines, conns, 500, limit, Some(node.pid)).await?;
                 let prefill = ws_prefill(&r, conns);
                 Ok((node, prefill))
             }
