@@ -1,13 +1,15 @@
-//! NIP-01 filters as SQL: one indexed `SELECT` per filter, newest first, tag conditions as
-//! sub-selects on the tag index. Results of several filters are merged and de-duplicated
-//! in Rust. Runs on reader connections only.
+//! NIP-01 filters as SQL. Each filter is split along the field that drives its index
+//! (one author, one tag value, one kind per part); each part reads newest-first off an
+//! index and stops at the filter's `limit`, selecting only (created_at, id, seq). The parts
+//! and filters are merged in Rust and only the chosen events' JSON is read. Runs on reader
+//! connections only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 use starling_proto::filter::effective_limit;
-use starling_proto::Filter;
+use starling_proto::{Filter, SingleLetterTag};
 
 /// A filter rendered as a `WHERE` clause with its parameters.
 struct Clause {
@@ -19,55 +21,155 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
-fn clause(filter: &Filter, now: i64) -> Clause {
+/// The filter's conditions on the event table `e`, leaving out the tag `skip_tag` (which a
+/// join on the tag index already applies).
+fn clause(filter: &Filter, now: i64, skip_tag: Option<SingleLetterTag>) -> Clause {
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     if let Some(ids) = filter.ids.as_ref().filter(|s| !s.is_empty()) {
-        conds.push(format!("id IN ({})", placeholders(ids.len())));
+        conds.push(format!("e.id IN ({})", placeholders(ids.len())));
         params.extend(ids.iter().map(|id| Value::Blob(id.as_bytes().to_vec())));
     }
     if let Some(authors) = filter.authors.as_ref().filter(|s| !s.is_empty()) {
-        conds.push(format!("pubkey IN ({})", placeholders(authors.len())));
+        conds.push(format!("e.pubkey IN ({})", placeholders(authors.len())));
         params.extend(authors.iter().map(|pk| Value::Blob(pk.as_bytes().to_vec())));
     }
     if let Some(kinds) = filter.kinds.as_ref().filter(|s| !s.is_empty()) {
-        conds.push(format!("kind IN ({})", placeholders(kinds.len())));
+        conds.push(format!("e.kind IN ({})", placeholders(kinds.len())));
         params.extend(kinds.iter().map(|k| Value::Integer(k.as_u16() as i64)));
     }
     let since = filter.since.map(|t| t.as_secs() as i64);
     let until = filter.until.map(|t| t.as_secs() as i64);
     if let Some(since) = since {
-        conds.push("created_at >= ?".into());
+        conds.push("e.created_at >= ?".into());
         params.push(Value::Integer(since));
     }
     if let Some(until) = until {
-        conds.push("created_at <= ?".into());
+        conds.push("e.created_at <= ?".into());
         params.push(Value::Integer(until));
     }
-    for (name, values) in filter.generic_tags.iter().filter(|(_, v)| !v.is_empty()) {
-        let mut sub = format!(
-            "seq IN (SELECT event_seq FROM tag WHERE name = ? AND value IN ({})",
+    let tags = filter
+        .generic_tags
+        .iter()
+        .filter(|(name, v)| !v.is_empty() && Some(**name) != skip_tag);
+    for (name, values) in tags {
+        conds.push(format!(
+            "e.seq IN (SELECT event_seq FROM tag WHERE name = ? AND value IN ({}))",
             placeholders(values.len())
-        );
+        ));
         params.push(Value::Text(name.to_string()));
         params.extend(values.iter().map(|v| Value::Text(v.clone())));
-        if let Some(since) = since {
-            sub.push_str(" AND created_at >= ?");
-            params.push(Value::Integer(since));
-        }
-        if let Some(until) = until {
-            sub.push_str(" AND created_at <= ?");
-            params.push(Value::Integer(until));
-        }
-        sub.push(')');
-        conds.push(sub);
     }
-    conds.push("(expires_at IS NULL OR expires_at >= ?)".into());
+    conds.push("(e.expires_at IS NULL OR e.expires_at >= ?)".into());
     params.push(Value::Integer(now));
     Clause {
         sql: conds.join(" AND "),
         params,
     }
+}
+
+/// The tag that drives a filter's query, when neither ids nor authors do.
+fn driving_tag(filter: &Filter) -> Option<(SingleLetterTag, &BTreeSet<String>)> {
+    let unset = |s: Option<usize>| s.is_none_or(|n| n == 0);
+    if !unset(filter.ids.as_ref().map(|s| s.len()))
+        || !unset(filter.authors.as_ref().map(|s| s.len()))
+    {
+        return None;
+    }
+    filter
+        .generic_tags
+        .iter()
+        .find(|(_, v)| !v.is_empty())
+        .map(|(name, v)| (*name, v))
+}
+
+/// Splits a filter into parts with one value in the field that drives the index (authors,
+/// else the driving tag, else kinds), so each part reads newest-first off an index and
+/// stops after `limit` rows instead of sorting every match. Ids are direct lookups.
+fn split(filter: &Filter) -> Vec<Filter> {
+    let with = |f: &dyn Fn(&mut Filter)| {
+        let mut part = filter.clone();
+        f(&mut part);
+        part
+    };
+    if filter.ids.as_ref().is_some_and(|s| !s.is_empty()) {
+        return vec![filter.clone()];
+    }
+    if let Some(authors) = filter.authors.as_ref().filter(|s| s.len() > 1) {
+        return authors
+            .iter()
+            .map(|a| with(&|p| p.authors = Some(BTreeSet::from([*a]))))
+            .collect();
+    }
+    if let Some((name, values)) = driving_tag(filter) {
+        return values
+            .iter()
+            .map(|v| {
+                with(&|p| {
+                    p.generic_tags.insert(name, BTreeSet::from([v.clone()]));
+                })
+            })
+            .collect();
+    }
+    if let Some(kinds) = filter
+        .kinds
+        .as_ref()
+        .filter(|s| s.len() > 1 && filter.authors.is_none())
+    {
+        return kinds
+            .iter()
+            .map(|k| with(&|p| p.kinds = Some(BTreeSet::from([*k]))))
+            .collect();
+    }
+    vec![filter.clone()]
+}
+
+/// A matching event's position: (created_at, id, seq).
+type Hit = (i64, Vec<u8>, i64);
+
+/// The newest `limit` matches of one single-driven part.
+fn select_part(
+    conn: &Connection,
+    part: &Filter,
+    limit: usize,
+    now: i64,
+) -> rusqlite::Result<Vec<Hit>> {
+    let (sql, mut params) = match driving_tag(part) {
+        Some((name, values)) => {
+            let Clause { sql, params: rest } = clause(part, now, Some(name));
+            let mut params = vec![Value::Text(name.to_string())];
+            params.extend(values.iter().map(|v| Value::Text(v.clone())));
+            params.extend(rest);
+            let sql = format!(
+                "SELECT e.created_at, e.id, e.seq FROM tag t JOIN event e ON e.seq = t.event_seq
+                 WHERE t.name = ? AND t.value IN ({}) AND {sql}
+                 ORDER BY t.created_at DESC, e.id ASC LIMIT ?",
+                placeholders(values.len())
+            );
+            (sql, params)
+        }
+        None => {
+            let Clause { sql, params } = clause(part, now, None);
+            let sql = format!(
+                "SELECT e.created_at, e.id, e.seq FROM event e WHERE {sql}
+                 ORDER BY e.created_at DESC, e.id ASC LIMIT ?"
+            );
+            (sql, params)
+        }
+    };
+    params.push(Value::Integer(limit as i64));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let hits = stmt
+        .query_map(params_from_iter(params), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect();
+    hits
+}
+
+/// Newest first, ties by lowest id (NIP-01).
+fn newest_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1))
 }
 
 /// The stored JSON of events matching any of `filters`, newest first, ties by id.
@@ -77,31 +179,27 @@ pub fn select_json(
     max_limit: usize,
     now: i64,
 ) -> rusqlite::Result<Vec<String>> {
-    // seq -> (created_at, id, json)
-    let mut found: HashMap<i64, (i64, Vec<u8>, String)> = HashMap::new();
+    let mut chosen: HashMap<i64, Hit> = HashMap::new();
     for filter in filters {
         let limit = effective_limit(filter, max_limit);
         if limit == 0 {
             continue;
         }
-        let Clause { sql, mut params } = clause(filter, now);
-        let sql = format!(
-            "SELECT seq, created_at, id, json FROM event WHERE {sql}
-             ORDER BY created_at DESC, id ASC LIMIT ?"
-        );
-        params.push(Value::Integer(limit as i64));
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(params))?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(seq) {
-                slot.insert((row.get(1)?, row.get(2)?, row.get(3)?));
-            }
+        let mut hits: Vec<Hit> = Vec::new();
+        for part in split(filter) {
+            hits.extend(select_part(conn, &part, limit, now)?);
         }
+        hits.sort_unstable_by(newest_first);
+        hits.dedup_by_key(|h| h.2);
+        hits.truncate(limit);
+        chosen.extend(hits.into_iter().map(|h| (h.2, h)));
     }
-    let mut events: Vec<_> = found.into_values().collect();
-    events.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    Ok(events.into_iter().map(|(_, _, json)| json).collect())
+    let mut hits: Vec<Hit> = chosen.into_values().collect();
+    hits.sort_unstable_by(newest_first);
+    let mut stmt = conn.prepare_cached("SELECT json FROM event WHERE seq = ?1")?;
+    hits.iter()
+        .map(|h| stmt.query_row([h.2], |r| r.get(0)))
+        .collect()
 }
 
 /// How many events match any of `filters`.
@@ -112,8 +210,8 @@ pub fn count(conn: &Connection, filters: &[Filter], now: i64) -> rusqlite::Resul
     let mut parts = Vec::with_capacity(filters.len());
     let mut params = Vec::new();
     for filter in filters {
-        let c = clause(filter, now);
-        parts.push(format!("SELECT seq FROM event WHERE {}", c.sql));
+        let c = clause(filter, now, None);
+        parts.push(format!("SELECT e.seq FROM event e WHERE {}", c.sql));
         params.extend(c.params);
     }
     let sql = format!("SELECT count(*) FROM ({})", parts.join(" UNION "));
