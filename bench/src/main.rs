@@ -156,6 +156,7 @@ async fn measure_relays(args: &Args, inputs: &Inputs, mut notes: Vec<String>) ->
         starling,
         nrr,
         nrr_note,
+        starling_note: report::starling_note(&args.starling_bin()),
         query_count_mismatches: mismatches,
         notes,
     })

@@ -66,6 +66,8 @@ pub struct Report {
     pub starling: Option<TargetResult>,
     pub nrr: Option<TargetResult>,
     pub nrr_note: String,
+    /// Which starling binary was measured (path, build time, workspace commit).
+    pub starling_note: String,
     /// Queries whose result counts differ between the two relays.
     pub query_count_mismatches: Option<usize>,
     pub notes: Vec<String>,
@@ -81,6 +83,46 @@ pub fn now_text() -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("unix {}", crate::gen::now_secs()))
+}
+
+/// Path, build time and workspace commit of the starling binary.
+pub fn starling_note(bin: &Path) -> String {
+    let text = |prog: &str, args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(prog)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| "?".into())
+    };
+    let built = text(
+        "date",
+        &[
+            "-u".as_ref(),
+            "-r".as_ref(),
+            bin.as_os_str(),
+            "+%Y-%m-%d %H:%M UTC".as_ref(),
+        ],
+    );
+    let root = crate::cli::workspace_root();
+    let git = |args: &[&str]| {
+        let mut all: Vec<&std::ffi::OsStr> = vec!["-C".as_ref(), root.as_os_str()];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        text("git", &all)
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = git(&["status", "--porcelain", "--", "crates"]);
+    let tree = if dirty.is_empty() {
+        "clean"
+    } else {
+        "uncommitted changes in crates/"
+    };
+    format!(
+        "{} (built {built}; workspace HEAD {head}, {tree})",
+        bin.display()
+    )
 }
 
 /// Write `ingest-query.md` and `ingest-query.json` into `dir`.
@@ -154,6 +196,7 @@ pub fn markdown(r: &Report) -> String {
         st.seed
     );
     let _ = writeln!(s, "- command: `{}`", r.command);
+    let _ = writeln!(s, "- starling: {}", r.starling_note);
     let _ = writeln!(s, "- nostr-rs-relay: {}\n", r.nrr_note);
     crate::tables::summary(&mut s, r);
     crate::tables::ceiling(&mut s, r);
