@@ -17,14 +17,14 @@ use starling_proto::message::parse_client_message;
 use starling_proto::{
     matches_any, raw_event_id, ClientMessage, Filter, MessageError, RelayMessage, SubscriptionId,
 };
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
 
 use crate::ApiState;
 
 /// EVENTs of one connection being validated and stored at once.
-const MAX_IN_FLIGHT: usize = 1024;
+const MAX_IN_FLIGHT: usize = 512;
 
 type Submission = JoinHandle<(String, Result<Ack, IngestError>)>;
 
@@ -40,6 +40,19 @@ struct Session<O> {
     out: O,
     subs: HashMap<SubscriptionId, Subscription>,
     pending: FuturesOrdered<Submission>,
+    /// The live event feed, held only while subscriptions are open: a connection that
+    /// only publishes costs the bus nothing.
+    live: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+}
+
+/// The next live event, or never when there is no feed.
+async fn next_live(
+    live: &mut Option<broadcast::Receiver<Arc<LiveEvent>>>,
+) -> Result<Arc<LiveEvent>, RecvError> {
+    match live {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a session until the client goes away, the output fails or the node shuts down.
@@ -51,12 +64,12 @@ where
     let conn = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let span = info_span!("ws", conn);
     let shutdown = state.shutdown.clone();
-    let mut live = state.bus.subscribe();
     let mut session = Session {
         state: state.clone(),
         out,
         subs: HashMap::new(),
         pending: FuturesOrdered::new(),
+        live: None,
     };
     async {
         debug!("session opened");
@@ -68,7 +81,7 @@ where
                     Some(text) => session.handle(&text).await,
                     None => break,
                 },
-                event = live.recv() => match event {
+                event = next_live(&mut session.live) => match event {
                     Ok(event) => session.deliver(&event).await,
                     Err(RecvError::Lagged(n)) => session.send(RelayMessage::Notice(&format!("error: fell behind, {n} live events skipped"))).await,
                     Err(RecvError::Closed) => break,
@@ -107,6 +120,9 @@ impl<O: Sink<String> + Unpin> Session<O> {
             Ok(ClientMessage::Count { sub_id, filters }) => self.count(sub_id, filters).await,
             Ok(ClientMessage::Close(sub_id)) => {
                 self.subs.remove(&sub_id);
+                if self.subs.is_empty() {
+                    self.live = None;
+                }
                 true
             }
             Err(MessageError::BadSubscription { sub_id, reason }) => {
@@ -206,6 +222,10 @@ impl<O: Sink<String> + Unpin> Session<O> {
                 self.state.limits.max_subscriptions
             );
             return self.send(RelayMessage::Closed(&sub_id, &msg)).await;
+        }
+        // Join the live feed before noting what the query covers, so nothing falls between.
+        if self.live.is_none() {
+            self.live = Some(self.state.bus.subscribe());
         }
         let covered = self.state.bus.last_seq();
         let stored = match self.state.store.query_json(filters.clone()).await {

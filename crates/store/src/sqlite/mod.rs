@@ -27,7 +27,7 @@ const WRITE_QUEUE: usize = 4096;
 /// Events per write request in `save_many`.
 const IMPORT_CHUNK: usize = 1000;
 /// The writer's page cache, in KiB.
-const WRITER_CACHE_KIB: u32 = 16 * 1024;
+const WRITER_CACHE_KIB: u32 = 8 * 1024;
 /// Reader connections.
 const READERS: usize = 4;
 /// Most events one filter may return.
@@ -51,7 +51,7 @@ impl SqliteStore {
         };
         let conn = Connection::open(path).map_err(open_err)?;
         schema::configure(&conn).map_err(open_err)?;
-        // The writer walks every index on each insert: a larger page cache saves it most
+        // The writer walks every index on each insert: a larger page cache saves it many
         // of its page reads. Readers keep the default.
         conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
             .map_err(open_err)?;
