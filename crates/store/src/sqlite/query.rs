@@ -127,13 +127,9 @@ fn split(filter: &Filter) -> Vec<Filter> {
 /// A matching event's position: (created_at, id, seq).
 type Hit = (i64, Vec<u8>, i64);
 
-/// The newest `limit` matches of one single-driven part.
-fn select_part(
-    conn: &Connection,
-    part: &Filter,
-    limit: usize,
-    now: i64,
-) -> rusqlite::Result<Vec<Hit>> {
+/// The SQL reading the newest `limit` matches of one single-driven part, selecting
+/// `columns` of the event table `e`.
+fn part_query(part: &Filter, limit: usize, now: i64, columns: &str) -> (String, Vec<Value>) {
     let (sql, mut params) = match driving_tag(part) {
         Some((name, values)) => {
             let Clause { sql, params: rest } = clause(part, now, Some(name));
@@ -141,7 +137,7 @@ fn select_part(
             params.extend(values.iter().map(|v| Value::Text(v.clone())));
             params.extend(rest);
             let sql = format!(
-                "SELECT e.created_at, e.id, e.seq FROM tag t JOIN event e ON e.seq = t.event_seq
+                "SELECT {columns} FROM tag t JOIN event e ON e.seq = t.event_seq
                  WHERE t.name = ? AND t.value IN ({}) AND {sql}
                  ORDER BY t.created_at DESC, e.id ASC LIMIT ?",
                 placeholders(values.len())
@@ -151,13 +147,24 @@ fn select_part(
         None => {
             let Clause { sql, params } = clause(part, now, None);
             let sql = format!(
-                "SELECT e.created_at, e.id, e.seq FROM event e WHERE {sql}
+                "SELECT {columns} FROM event e WHERE {sql}
                  ORDER BY e.created_at DESC, e.id ASC LIMIT ?"
             );
             (sql, params)
         }
     };
     params.push(Value::Integer(limit as i64));
+    (sql, params)
+}
+
+/// The newest `limit` matches of one single-driven part, as positions.
+fn select_part(
+    conn: &Connection,
+    part: &Filter,
+    limit: usize,
+    now: i64,
+) -> rusqlite::Result<Vec<Hit>> {
+    let (sql, params) = part_query(part, limit, now, "e.created_at, e.id, e.seq");
     let mut stmt = conn.prepare_cached(&sql)?;
     let hits = stmt
         .query_map(params_from_iter(params), |r| {
@@ -179,6 +186,23 @@ pub fn select_json(
     max_limit: usize,
     now: i64,
 ) -> rusqlite::Result<Vec<String>> {
+    // The common case, one filter read off one index: its rows come out in order, so the
+    // JSON is read in the same pass.
+    if let [filter] = filters {
+        let parts = split(filter);
+        if let [part] = parts.as_slice() {
+            let limit = effective_limit(filter, max_limit);
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let (sql, params) = part_query(part, limit, now, "e.json");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params_from_iter(params), |r| r.get(0))?
+                .collect();
+            return rows;
+        }
+    }
     let mut chosen: HashMap<i64, Hit> = HashMap::new();
     for filter in filters {
         let limit = effective_limit(filter, max_limit);
