@@ -70,11 +70,6 @@ impl Ingest {
         }
     }
 
-    /// The limits events are validated against.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Validates and submits an event given as JSON text.
     pub async fn submit_json(&self, json: &str, origin: Origin) -> Result<Ack, IngestError> {
         let event = validate_event(json, &self.limits, Timestamp::now())?;

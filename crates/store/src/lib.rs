@@ -31,13 +31,6 @@ pub enum SaveOutcome {
     Ephemeral,
 }
 
-impl SaveOutcome {
-    /// Whether subscribers should now see the event live.
-    pub fn is_new(self) -> bool {
-        matches!(self, Self::Stored | Self::Ephemeral)
-    }
-}
-
 /// Options that every backend takes when opened.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {

@@ -38,7 +38,6 @@ pub struct SqliteStore {
     writer: mpsc::Sender<WriteCmd>,
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -67,13 +66,7 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(ReadPool::new(path.to_path_buf(), READERS)),
             counters,
-            path: path.to_path_buf(),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Finishes queued writes, checkpoints the WAL and stops the writer. Later writes fail
