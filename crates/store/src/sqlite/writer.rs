@@ -106,7 +106,7 @@ impl Writer {
             counters,
             bound,
         } = &mut *self;
-        let result = (|| -> rusqlite::Result<()> {
+        let result = (|| -> rusqlite::Result<(u64, u64)> {
             let mut tx =
                 conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for cmd in batch {
@@ -123,16 +123,21 @@ impl Writer {
                 }
             }
             bound.prune_if_needed(&tx, counters, &mut delta)?;
-            store_stats(&tx, counters, delta)?;
-            tx.commit()
+            let totals = store_stats(&tx, counters, delta)?;
+            tx.commit()?;
+            Ok(totals)
         })();
-        let failure = result.err().map(StoreError::from);
-        if failure.is_none() {
-            counters.events.fetch_add(delta.0 as u64, Ordering::Relaxed);
-            counters.bytes.fetch_add(delta.1 as u64, Ordering::Relaxed);
-        } else {
-            warn!(error = ?failure, "write batch failed and was rolled back");
-        }
+        let failure = match result {
+            Ok((events, bytes)) => {
+                counters.events.store(events, Ordering::Relaxed);
+                counters.bytes.store(bytes, Ordering::Relaxed);
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "write batch failed and was rolled back");
+                Some(StoreError::from(e))
+            }
+        };
         for reply in replies {
             reply(failure.as_ref());
         }
@@ -218,15 +223,19 @@ fn remove_expired(tx: &Transaction, now: i64, delta: &mut (i64, i64)) -> Result<
     Ok(seqs.len() as u64)
 }
 
-fn store_stats(tx: &Transaction, counters: &Counters, delta: (i64, i64)) -> rusqlite::Result<()> {
-    if delta == (0, 0) {
-        return Ok(());
+/// Writes the totals after applying `delta` and returns them (events, bytes).
+fn store_stats(
+    tx: &Transaction,
+    counters: &Counters,
+    delta: (i64, i64),
+) -> rusqlite::Result<(u64, u64)> {
+    let events = (counters.events.load(Ordering::Relaxed) as i64 + delta.0).max(0);
+    let bytes = (counters.bytes.load(Ordering::Relaxed) as i64 + delta.1).max(0);
+    if delta != (0, 0) {
+        tx.prepare_cached("UPDATE stats SET events = ?1, bytes = ?2 WHERE id = 0")?
+            .execute(params![events, bytes])?;
     }
-    let events = counters.events.load(Ordering::Relaxed) as i64 + delta.0;
-    let bytes = counters.bytes.load(Ordering::Relaxed) as i64 + delta.1;
-    tx.prepare_cached("UPDATE stats SET events = ?1, bytes = ?2 WHERE id = 0")?
-        .execute(params![events, bytes])?;
-    Ok(())
+    Ok((events as u64, bytes as u64))
 }
 
 /// Deletes the oldest events of unprotected authors until `bytes` (the stored bytes) is at
