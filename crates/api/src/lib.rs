@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use axum::routing::{get, post};
 use axum::Router;
-use starling_core::{EventBus, Ingest};
-use starling_proto::{Limits, PublicKey};
+use starling_core::{EventBus, Ingest, Remote};
+use starling_proto::{Filter, Limits, PublicKey};
 use starling_store::EventStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,30 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Open WebSocket connections.
     pub connections: AtomicUsize,
+    /// The peer-to-peer network, when the node runs one.
+    pub remote: Option<Arc<dyn Remote>>,
+}
+
+/// How long a query for authors the node has never seen waits for the network.
+pub const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl ApiState {
+    /// Before answering a query naming authors the node holds nothing of, asks the
+    /// network for them (bounded by [`FETCH_WAIT`]); what arrives is stored and so part of
+    /// the answer.
+    pub async fn fetch_missing(&self, filters: &[Filter]) {
+        let Some(remote) = &self.remote else { return };
+        let authors: Vec<PublicKey> = filters
+            .iter()
+            .filter_map(|f| f.authors.as_ref())
+            .flatten()
+            .copied()
+            .collect();
+        if authors.is_empty() {
+            return;
+        }
+        let _ = tokio::time::timeout(FETCH_WAIT, remote.fetch_missing(authors)).await;
+    }
 }
 
 /// The API's routes.
@@ -46,6 +70,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/", get(relay::root))
         .merge(rest::routes())
         .route("/api/status", get(status::status))
+        .route("/api/whereis/{npub}", get(status::whereis))
         .fallback(post(rest::not_found).get(rest::not_found))
         .with_state(state)
 }

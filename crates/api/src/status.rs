@@ -3,11 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use starling_proto::ToBech32;
+use starling_proto::{FromBech32, PublicKey, ToBech32};
 
 use crate::ApiState;
 
@@ -21,6 +21,9 @@ pub struct NodeStatus {
     pub events: u64,
     pub event_bytes: u64,
     pub connections: usize,
+    /// The peer-to-peer network's figures; absent when the node runs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<serde_json::Value>,
 }
 
 pub async fn status(
@@ -31,6 +34,10 @@ pub async fn status(
         .stats()
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let network = match &state.remote {
+        Some(remote) => Some(remote.status().await),
+        None => None,
+    };
     Ok(Json(NodeStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),
         owner_npub: state.owner.to_bech32().unwrap_or_default(),
@@ -39,5 +46,34 @@ pub async fn status(
         events: stats.events,
         event_bytes: stats.event_bytes,
         connections: state.connections.load(Ordering::Relaxed),
+        network,
     }))
+}
+
+/// `GET /api/whereis/{npub}`: the home record of a user (npub or hex), looked up in the
+/// DHT. 404 when none is found, 503 without a network.
+pub async fn whereis(
+    State(state): State<Arc<ApiState>>,
+    Path(who): Path<String>,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let author = PublicKey::from_bech32(&who)
+        .or_else(|_| PublicKey::from_hex(&who))
+        .map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("{who:?} is not an npub or hex public key"),
+            )
+        })?;
+    let remote = state.remote.as_ref().ok_or((
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this node runs without the peer-to-peer network".to_string(),
+    ))?;
+    match remote.whereis(author).await {
+        Ok(Some(record)) => Ok(Json(record)),
+        Ok(None) => Err((
+            StatusCode::NOT_FOUND,
+            format!("no home record found for {who}"),
+        )),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e)),
+    }
 }

@@ -20,6 +20,9 @@ pub enum Origin {
     LocalClient,
     /// The operator's `starling import`: any author, checked like everything else.
     Import,
+    /// A peer. The network layer applies its own write policy (what peers may push)
+    /// through [`Ingest::submit_checked`] before the event is stored.
+    Network,
 }
 
 /// A successful submission.
@@ -73,6 +76,19 @@ impl Ingest {
     /// Validates and submits an event given as JSON text.
     pub async fn submit_json(&self, json: &str, origin: Origin) -> Result<Ack, IngestError> {
         let event = validate_event(json, &self.limits, Timestamp::now())?;
+        self.accept(event, origin).await
+    }
+
+    /// Validates an event given as JSON, lets `policy` refuse it (the reason becomes a
+    /// `blocked:` error), then submits it.
+    pub async fn submit_checked(
+        &self,
+        json: &str,
+        origin: Origin,
+        policy: impl FnOnce(&Event) -> Result<(), String>,
+    ) -> Result<Ack, IngestError> {
+        let event = validate_event(json, &self.limits, Timestamp::now())?;
+        policy(&event).map_err(IngestError::Blocked)?;
         self.accept(event, origin).await
     }
 
@@ -136,7 +152,7 @@ impl Ingest {
             Origin::LocalClient if event.pubkey != self.owner => Err(IngestError::Blocked(
                 "only events signed by this node's owner may be published here".into(),
             )),
-            Origin::LocalClient | Origin::Import => Ok(()),
+            Origin::LocalClient | Origin::Import | Origin::Network => Ok(()),
         }
     }
 

@@ -6,6 +6,8 @@
 
 pub mod bus;
 pub mod ingest;
+pub mod remote;
 
 pub use bus::{EventBus, LiveEvent};
 pub use ingest::{Ack, Ingest, IngestError, Origin};
+pub use remote::Remote;

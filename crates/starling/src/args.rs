@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
     about = "A peer-to-peer microblogging node on the Nostr data model.",
     long_about = "A peer-to-peer microblogging node on the Nostr data model.\n\n\
     `starling run` starts your node: a Nostr relay for your own clients on ws://127.0.0.1:7777,\n\
-    NostrP2P's REST API on the same port, and (soon) the peer-to-peer network. The other\n\
-    commands set a node up or talk to a running one.\n\n\
+    NostrP2P's REST API on the same port, and joins the peer-to-peer network (TCP port\n\
+    4747 by default). The other commands set a node up or talk to a running one.\n\n\
     Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change how much they say."
 )]
 pub struct Cli {
@@ -28,6 +28,9 @@ pub enum Command {
     Init(InitArgs),
     /// Run the node until Ctrl-C.
     Run(RunArgs),
+    /// Run a public bootstrap node: it stores no events and has no owner; it helps other
+    /// nodes find each other (DHT) and relays for nodes behind NAT.
+    Bootstrap(BootstrapArgs),
     /// Load events from a JSONL file (one NIP-01 event per line) into the store.
     Import(ImportArgs),
     #[command(flatten)]
@@ -72,6 +75,37 @@ pub struct RunArgs {
     /// Address of the client API (overrides the config); port 0 picks a free port.
     #[arg(long)]
     pub api: Option<String>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Run without the peer-to-peer network: a local relay only.
+    #[arg(long, conflicts_with_all = ["listen", "bootstrap", "public", "broadcast"])]
+    pub offline: bool,
+}
+
+/// Peer-to-peer flags of `run` and `bootstrap`.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// A multiaddr to listen on for peers, e.g. /ip4/0.0.0.0/tcp/4747 (repeatable;
+    /// replaces the config's list).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// A node to join the network through: a multiaddr or host:port (repeatable).
+    #[arg(long, value_name = "MULTIADDR|HOST:PORT")]
+    pub bootstrap: Vec<String>,
+    /// This node is reachable from the internet: serve the DHT and relay at once.
+    #[arg(long)]
+    pub public: bool,
+    /// Join the broadcast topic (every public post of every broadcasting node).
+    #[arg(long)]
+    pub broadcast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +188,12 @@ pub enum ClientCommand {
         /// Keep running and print new notes as they arrive.
         #[arg(long)]
         follow: bool,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Find a user's node: the home record (PeerId and addresses) in the DHT.
+    Whereis {
+        npub: String,
         #[command(flatten)]
         opts: ClientOpts,
     },

@@ -92,6 +92,7 @@ fn print_published(opts: &ClientOpts, what: &str, event: &Event) {
 pub async fn client(command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Status { opts } => status(&opts).await,
+        ClientCommand::Whereis { npub, opts } => whereis(&opts, &npub).await,
         ClientCommand::Timeline {
             limit,
             follow,
@@ -178,6 +179,111 @@ async fn status(opts: &ClientOpts) -> anyhow::Result<()> {
         get("event_bytes")
     );
     println!("  connections  {}", get("connections"));
+    match status.get("network") {
+        Some(net) => print_network(net),
+        None => println!("  network      off (local relay only)"),
+    }
+    Ok(())
+}
+
+fn print_network(net: &serde_json::Value) {
+    let s = |k: &str| {
+        net.get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let list = |k: &str| -> Vec<String> {
+        net.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    println!("  peer id      {}", s("peer_id"));
+    println!(
+        "  reachability {} (DHT {} mode)",
+        s("reachability").replace('_', " "),
+        s("dht_mode")
+    );
+    for (label, key) in [
+        ("listening", "listen_addrs"),
+        ("external", "external_addrs"),
+        ("advertised", "advertised_addrs"),
+    ] {
+        let addrs = list(key);
+        if addrs.is_empty() {
+            println!("  {label:<12} -");
+        }
+        for (i, a) in addrs.iter().enumerate() {
+            println!("  {:<12} {a}", if i == 0 { label } else { "" });
+        }
+    }
+    let peers = net
+        .get("peers")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let relayed = peers
+        .iter()
+        .filter(|p| p.get("path").and_then(|v| v.as_str()) == Some("relayed"))
+        .count();
+    println!(
+        "  peers        {} connected ({relayed} through a relay)",
+        peers.len()
+    );
+    println!(
+        "  DHT          {} peers in the routing table, about {} nodes in all",
+        s("dht_routing_peers"),
+        s("dht_size_estimate")
+    );
+    println!(
+        "  follows      {} followed, {} subscribers here",
+        s("follows"),
+        s("subscribers")
+    );
+    let outbox = net.get("outbox");
+    let o = |k: &str| {
+        outbox
+            .and_then(|v| v.get(k))
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "  outbox       {} waiting, {} delivered, {} given up",
+        o("pending"),
+        o("delivered"),
+        o("given_up")
+    );
+    println!(
+        "  broadcast    {}",
+        if s("broadcast") == "true" {
+            "on"
+        } else {
+            "off"
+        }
+    );
+}
+
+async fn whereis(opts: &ClientOpts, who: &str) -> anyhow::Result<()> {
+    let pk = parse_npub(who)?;
+    let addr = api_address(opts)?;
+    let record = get_json(&addr, &format!("/api/whereis/{}", pk.to_hex())).await?;
+    if opts.json {
+        println!("{record}");
+        return Ok(());
+    }
+    println!("{}", pk.to_bech32()?);
+    println!(
+        "  node         {}",
+        record["peer_id"].as_str().unwrap_or("")
+    );
+    for a in record["addrs"].as_array().cloned().unwrap_or_default() {
+        println!("  address      {}", a.as_str().unwrap_or(""));
+    }
+    println!("  signed at    {}", record["created_at"]);
     Ok(())
 }
 

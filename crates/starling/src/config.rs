@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use starling_proto::Limits;
 
+use crate::netconfig::NetworkConfig;
+
 /// `config.toml` as written on disk.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -15,6 +17,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub store: StoreConfig,
     pub limits: Limits,
+    pub network: NetworkConfig,
 }
 
 /// `[api]`: the client API.
@@ -63,6 +66,7 @@ pub struct Settings {
     pub max_bytes: Option<u64>,
     pub expire_every_secs: u64,
     pub limits: Limits,
+    pub network: NetworkConfig,
 }
 
 impl Config {
@@ -97,6 +101,7 @@ impl Config {
             max_bytes: (self.store.max_bytes > 0).then_some(self.store.max_bytes),
             expire_every_secs: self.store.expire_every_secs.max(1),
             limits: self.limits,
+            network: self.network,
         })
     }
 
@@ -159,7 +164,7 @@ max_future_secs = {max_future_secs}
             max_filter_values = l.max_filter_values,
             max_limit = l.max_limit,
             max_future_secs = l.max_future_secs,
-        )
+        ) + &NetworkConfig::template()
     }
 }
 

@@ -97,7 +97,7 @@ impl DataDir {
             )?,
             OwnerKey::Public(pk) => fs::write(self.npub(), format!("{}\n", pk.to_bech32()?))?,
         }
-        let node_key = libp2p_identity::Keypair::generate_ed25519();
+        let node_key = starling_net::libp2p::identity::Keypair::generate_ed25519();
         write_private(&self.node_key(), &node_key.to_protobuf_encoding()?)?;
         fs::write(self.config(), Config::template(api_listen))?;
         Ok(owner)
@@ -122,12 +122,33 @@ impl DataDir {
     }
 
     /// The node's libp2p peer id.
-    pub fn peer_id(&self) -> anyhow::Result<libp2p_identity::PeerId> {
+    pub fn peer_id(&self) -> anyhow::Result<starling_net::libp2p::identity::PeerId> {
+        Ok(self.node_keypair()?.public().to_peer_id())
+    }
+
+    /// The node's libp2p key.
+    pub fn node_keypair(&self) -> anyhow::Result<starling_net::libp2p::identity::Keypair> {
         let bytes = fs::read(self.node_key())
             .with_context(|| format!("reading {}", self.node_key().display()))?;
-        let key = libp2p_identity::Keypair::from_protobuf_encoding(&bytes)
-            .with_context(|| format!("{} is not a libp2p key", self.node_key().display()))?;
-        Ok(key.public().to_peer_id())
+        starling_net::libp2p::identity::Keypair::from_protobuf_encoding(&bytes)
+            .with_context(|| format!("{} is not a libp2p key", self.node_key().display()))
+    }
+
+    /// The node's libp2p key, created first if the directory has none (bootstrap nodes
+    /// keep only this).
+    pub fn ensure_node_keypair(&self) -> anyhow::Result<starling_net::libp2p::identity::Keypair> {
+        if !self.node_key().exists() {
+            fs::create_dir_all(&self.0)
+                .with_context(|| format!("creating {}", self.0.display()))?;
+            let key = starling_net::libp2p::identity::Keypair::generate_ed25519();
+            write_private(&self.node_key(), &key.to_protobuf_encoding()?)?;
+        }
+        self.node_keypair()
+    }
+
+    /// The durable outbox of undelivered replies, mentions and reactions.
+    pub fn outbox_db(&self) -> PathBuf {
+        self.0.join("outbox.db")
     }
 }
 

@@ -3,11 +3,13 @@
 //! subcommands are a CLI client that talks to a running node over its API.
 
 mod args;
+mod bootstrap;
 mod client;
 mod commands;
 mod config;
 mod datadir;
 mod import;
+mod netconfig;
 mod node;
 mod output;
 
@@ -49,6 +51,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(a) => commands::keygen(a),
         Command::Init(a) => commands::init(a),
         Command::Run(a) => node::run(a).await,
+        Command::Bootstrap(a) => bootstrap::run(a).await,
         Command::Import(a) => import::run(a).await,
         Command::Client(c) => commands::client(c).await,
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use starling_api::ApiState;
 use starling_core::{EventBus, Ingest};
+use starling_net::{NetNode, Network, NodeParts};
 use starling_proto::{Timestamp, ToBech32};
 use starling_store::{EventStore, SqliteStore, StoreOptions};
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tracing::{info, warn};
 use crate::args::RunArgs;
 use crate::config::Config;
 use crate::datadir::{DataDir, OwnerKey};
+use crate::netconfig::NetworkFlags;
 
 /// How long open connections get to finish after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -50,6 +52,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings.limits.clone(),
     ));
     let shutdown = CancellationToken::new();
+    let net = if args.offline || !settings.network.enabled {
+        info!("peer-to-peer network disabled: local relay only");
+        None
+    } else {
+        let flags = NetworkFlags {
+            listen: args.net.listen.clone(),
+            bootstrap: args.net.bootstrap.clone(),
+            public: args.net.public,
+            broadcast: args.net.broadcast,
+        };
+        let parts = NodeParts {
+            settings: settings.network.settings(&flags)?,
+            node_key: dir.node_keypair()?,
+            owner: owner_pk,
+            owner_keys: match &owner {
+                OwnerKey::Secret(keys) => Some(keys.clone()),
+                OwnerKey::Public(_) => None,
+            },
+            outbox_path: dir.outbox_db(),
+            ingest: ingest.clone(),
+            store: store.clone(),
+            bus: bus.clone(),
+        };
+        Some(
+            NetNode::start(parts, shutdown.clone())
+                .await
+                .context("cannot start the peer-to-peer network")?,
+        )
+    };
     let state = Arc::new(ApiState {
         ingest,
         store: store.clone(),
@@ -60,6 +91,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         started: Instant::now(),
         shutdown: shutdown.clone(),
         connections: AtomicUsize::new(0),
+        remote: net
+            .as_ref()
+            .map(|n| n.remote.clone() as Arc<dyn starling_core::Remote>),
     });
 
     let listener = TcpListener::bind(settings.api_listen)
@@ -67,7 +101,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
     let addr = listener.local_addr()?;
     std::fs::write(dir.api_addr(), addr.to_string())?;
-    print_banner(&dir, &owner, addr, store.stats().await?.events)?;
+    let p2p = match &net {
+        Some(n) => Some(p2p_line(n.network()).await),
+        None => None,
+    };
+    print_banner(&dir, &owner, addr, store.stats().await?.events, p2p)?;
     info!(%addr, data_dir = %dir.path().display(), "node running");
 
     let expiry = tokio::spawn(expire_loop(
@@ -86,6 +124,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Err(_) => warn!("connections did not close within {DRAIN:?}; closing anyway"),
     }
     let _ = expiry.await;
+    if let Some(net) = net {
+        net.stop().await;
+    }
     store.shutdown().await;
     let _ = std::fs::remove_file(dir.api_addr());
     info!("stopped cleanly");
@@ -97,6 +138,7 @@ fn print_banner(
     owner: &OwnerKey,
     addr: std::net::SocketAddr,
     events: u64,
+    p2p: Option<String>,
 ) -> anyhow::Result<()> {
     let signing = match owner {
         OwnerKey::Secret(_) => "holds the owner's key: the CLI can sign",
@@ -112,6 +154,10 @@ fn print_banner(
     writeln!(out, "  relay   ws://{addr}")?;
     writeln!(out, "  rest    http://{addr}/publish  http://{addr}/req")?;
     writeln!(out, "  status  http://{addr}/api/status")?;
+    match p2p {
+        Some(line) => writeln!(out, "  p2p     {line}")?,
+        None => writeln!(out, "  p2p     off (local relay only)")?,
+    }
     writeln!(
         out,
         "  data    {} ({events} events stored)",
@@ -122,7 +168,26 @@ fn print_banner(
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// The node's PeerId and listen addresses, once the listeners are up (or after a second).
+pub async fn p2p_line(net: &Network) -> String {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let status = net.status().await.ok();
+        let addrs: Vec<String> = status.map(|s| s.listen_addrs).unwrap_or_default();
+        if !addrs.is_empty() || Instant::now() >= deadline {
+            let peer = net.peer_id();
+            let shown: Vec<String> = addrs.iter().map(|a| format!("{a}/p2p/{peer}")).collect();
+            return if shown.is_empty() {
+                format!("{peer} (no listen address yet)")
+            } else {
+                shown.join("  ")
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -223,6 +223,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
             );
             return self.send(RelayMessage::Closed(&sub_id, &msg)).await;
         }
+        self.state.fetch_missing(&filters).await;
         // Join the live feed before noting what the query covers, so nothing falls between.
         if self.live.is_none() {
             self.live = Some(self.state.bus.subscribe());

@@ -93,7 +93,14 @@ pub async fn req(
         .into_response())
 }
 
+/// Stored events, after asking the network for authors the node has never seen.
 async fn query(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, RestError> {
+    state.fetch_missing(&filters).await;
+    stored(state, filters).await
+}
+
+/// Stored events only.
+async fn stored(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, RestError> {
     state
         .store
         .query(filters)
@@ -103,7 +110,7 @@ async fn query(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, Res
 
 /// The owner's home timeline, newest first.
 async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestError> {
-    let follows = query(
+    let follows = stored(
         state,
         vec![Filter::new()
             .author(state.owner)
@@ -132,7 +139,7 @@ async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestEr
     window = window.limit(limit);
     let by_authors = window.clone().authors(authors);
     let mentions = window.pubkey(state.owner);
-    let mut events = query(state, vec![by_authors, mentions]).await?;
+    let mut events = stored(state, vec![by_authors, mentions]).await?;
     events.truncate(limit);
     Ok(events)
 }

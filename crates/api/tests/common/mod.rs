@@ -42,6 +42,7 @@ pub fn node_with(limits: Limits) -> Node {
         started: Instant::now(),
         shutdown: CancellationToken::new(),
         connections: AtomicUsize::new(0),
+        remote: None,
     });
     Node {
         state,

@@ -192,7 +192,9 @@ pub async fn get_json(addr: &str, path: &str) -> anyhow::Result<Value> {
         .split_once("\r\n\r\n")
         .context("malformed HTTP answer")?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("the node answered {}", head.lines().next().unwrap_or(""));
+        let status = head.lines().next().unwrap_or("");
+        let status = status.split_once(' ').map_or(status, |(_, rest)| rest);
+        bail!("the node answered {status}: {}", body.trim());
     }
-    serde_json::from_str(body).context("the node's status is not JSON")
+    serde_json::from_str(body).context("the node's answer is not JSON")
 }

@@ -1,0 +1,236 @@
+//! [`Network`]: the cheap, cloneable handle every other task uses to reach the swarm
+//! actor. Each method sends one [`Command`] on a bounded channel and, where there is an
+//! answer, waits for it on a oneshot channel. The actor ends when every handle is dropped
+//! or the shutdown token fires.
+
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use starling_proto::PublicKey;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::home::HomeRecord;
+use crate::wire::{Request, Response};
+use crate::NetError;
+
+/// What the handle asks of the actor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: Request,
+        reply: oneshot::Sender<Result<Delivered, NetError>>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    Resolve {
+        author: PublicKey,
+        reply: oneshot::Sender<Result<Option<HomeRecord>, NetError>>,
+    },
+    PublishHome {
+        record: HomeRecord,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GossipVerdict {
+        message: libp2p::gossipsub::MessageId,
+        source: PeerId,
+        accept: bool,
+    },
+    Strike {
+        peer: PeerId,
+        reason: String,
+    },
+    Broadcast {
+        json: String,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+}
+
+/// A successful request: the answer and the path it took.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub response: Response,
+    pub path: Path,
+}
+
+/// How a connection reaches its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// A direct connection (dialled, accepted, or hole-punched).
+    Direct,
+    /// Through a relay's circuit.
+    Relayed,
+}
+
+/// What this node knows about its own reachability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reachability {
+    /// Not tested yet.
+    Unknown,
+    /// Reachable directly: an external address is confirmed (or `--public`).
+    Public,
+    /// Not reachable directly and no relay reservation yet.
+    BehindNat,
+    /// Reachable through a relay.
+    Relayed,
+}
+
+/// One connected peer, for `starling status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    pub peer: String,
+    pub addr: String,
+    pub path: Path,
+}
+
+/// A snapshot of the network layer, for `starling status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetStatus {
+    pub peer_id: String,
+    pub reachability: Reachability,
+    pub dht_mode: &'static str,
+    pub listen_addrs: Vec<String>,
+    pub external_addrs: Vec<String>,
+    pub advertised_addrs: Vec<String>,
+    pub peers: Vec<PeerInfo>,
+    pub dht_routing_peers: usize,
+    pub dht_size_estimate: u64,
+    pub banned_peers: usize,
+    pub broadcast: bool,
+}
+
+/// The handle to the swarm actor.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) peer_id: PeerId,
+    pub(crate) advertised: watch::Receiver<Vec<Multiaddr>>,
+    pub(crate) peer_events: broadcast::Sender<PeerEvent>,
+}
+
+/// A peer connected or went away (its last connection closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerEvent {
+    Connected(PeerId),
+    Disconnected(PeerId),
+}
+
+/// What the actor hands to the node's request service.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A peer's request; answer it with [`Network::respond`].
+    Request {
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    },
+    /// A broadcast message; judge it with [`Network::gossip_verdict`].
+    Gossip {
+        source: PeerId,
+        message: libp2p::gossipsub::MessageId,
+        data: Vec<u8>,
+    },
+}
+
+impl Network {
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses other nodes should use for this one; changes as reachability does.
+    pub fn advertised(&self) -> watch::Receiver<Vec<Multiaddr>> {
+        self.advertised.clone()
+    }
+
+    /// Sends `request` to `peer` (dialling `addrs` if not connected) and waits for the
+    /// answer.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: Request,
+    ) -> Result<Delivered, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request {
+            peer,
+            addrs,
+            request,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Answers an inbound request.
+    pub async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
+        let _ = self.send(Command::Respond { channel, response }).await;
+    }
+
+    /// Looks up `author`'s home record in the DHT; `None` if no valid one was found.
+    pub async fn resolve(&self, author: PublicKey) -> Result<Option<HomeRecord>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Resolve { author, reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Stores this node's (owner-signed) home record in the DHT.
+    /// Fails when no other DHT node took it (e.g. no peers yet).
+    pub async fn publish_home(&self, record: HomeRecord) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::PublishHome { record, reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Tells gossipsub whether a broadcast message was valid (forwarded) or not (dropped,
+    /// and its sender penalised).
+    pub async fn gossip_verdict(
+        &self,
+        message: libp2p::gossipsub::MessageId,
+        source: PeerId,
+        accept: bool,
+    ) {
+        let _ = self
+            .send(Command::GossipVerdict {
+                message,
+                source,
+                accept,
+            })
+            .await;
+    }
+
+    /// Connection events (peers that come and go), for the delivery tasks.
+    pub fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
+        self.peer_events.subscribe()
+    }
+
+    /// Reports a protocol violation by `peer`; repeated ones get it disconnected and
+    /// blocked.
+    pub async fn strike(&self, peer: PeerId, reason: impl Into<String>) {
+        let reason = reason.into();
+        let _ = self.send(Command::Strike { peer, reason }).await;
+    }
+
+    /// Publishes an event's JSON on the broadcast topic (no-op when broadcast is off).
+    pub async fn broadcast(&self, json: String) -> Result<(), NetError> {
+        self.send(Command::Broadcast { json }).await
+    }
+
+    /// A snapshot of peers, addresses and reachability.
+    pub async fn status(&self) -> Result<NetStatus, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status { reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), NetError> {
+        self.tx.send(command).await.map_err(|_| NetError::Stopped)
+    }
+}

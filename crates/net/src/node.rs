@@ -1,0 +1,251 @@
+//! Wiring: [`NetNode::start`] spawns the swarm actor and every delivery task for one node
+//! (request service, pusher, follow task, outbox, home record, broadcast) under one
+//! cancellation token and join set; [`NetNode::start_bootstrap`] spawns a bootstrap node
+//! (DHT and relay only). [`NetRemote`] is what the client APIs see of the network.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use libp2p::identity::Keypair;
+use serde::Serialize;
+use starling_core::{EventBus, Ingest, Remote};
+use starling_proto::{Keys, PublicKey};
+use starling_store::EventStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::actor;
+use crate::config::NetSettings;
+use crate::fetch::Fetcher;
+use crate::follow::FollowTask;
+use crate::handle::{NetStatus, Network};
+use crate::outbox::{Depth, OutboxDb, OutboxTask};
+use crate::policy::{Follows, Policy};
+use crate::service::{self, Service};
+use crate::subscribers::{self, Subscribers};
+use crate::wire::WireLimits;
+use crate::{broadcast, home_task, NetError};
+
+/// What a full node brings to the network.
+pub struct NodeParts {
+    pub settings: NetSettings,
+    pub node_key: Keypair,
+    pub owner: PublicKey,
+    /// The owner's keys when the node holds the nsec: needed to sign the home record.
+    pub owner_keys: Option<Keys>,
+    pub outbox_path: PathBuf,
+    pub ingest: Arc<Ingest>,
+    pub store: Arc<dyn EventStore>,
+    pub bus: EventBus,
+}
+
+/// A running network layer.
+pub struct NetNode {
+    pub remote: Arc<NetRemote>,
+    tasks: JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+/// The network as the rest of the node sees it.
+pub struct NetRemote {
+    pub network: Network,
+    fetcher: Option<Fetcher>,
+    outbox: Option<OutboxDb>,
+    subscribers: Arc<Subscribers>,
+    follows: Option<Follows>,
+}
+
+/// The network part of `starling status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetNodeStatus {
+    #[serde(flatten)]
+    pub net: NetStatus,
+    pub outbox: Depth,
+    pub follows: usize,
+    pub subscribers: usize,
+}
+
+impl NetNode {
+    /// Starts the network for a node with an owner and a store.
+    pub async fn start(parts: NodeParts, shutdown: CancellationToken) -> Result<Self, NetError> {
+        let shutdown = shutdown.child_token();
+        let outbox = OutboxDb::open(&parts.outbox_path)?;
+        let (network, inbound, actor_task) =
+            actor::spawn(parts.node_key, parts.settings.clone(), shutdown.clone())?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let _ = actor_task.await;
+        });
+        let (follows_tx, follows) = watch::channel(Arc::new(HashSet::new()));
+        let subs = Arc::new(Subscribers::default());
+        let owner = parts.owner;
+        let served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync> =
+            Arc::new(move |pk| *pk == owner);
+
+        let service = Service {
+            net: network.clone(),
+            ingest: parts.ingest.clone(),
+            store: parts.store.clone(),
+            policy: Policy::new(owner, follows.clone()),
+            subscribers: subs.clone(),
+            served: served.clone(),
+            limits: WireLimits::default(),
+        };
+        tasks.spawn(service.run(inbound, shutdown.clone()));
+        tasks.spawn(subscribers::run_pusher(
+            subs.clone(),
+            network.clone(),
+            parts.bus.clone(),
+            served,
+            shutdown.clone(),
+        ));
+        let follow = FollowTask {
+            net: network.clone(),
+            ingest: parts.ingest.clone(),
+            store: parts.store.clone(),
+            bus: parts.bus.clone(),
+            owner,
+            lease: parts.settings.subscription_lease,
+            follows: follows_tx,
+        };
+        tasks.spawn(follow.run(shutdown.clone()));
+        let outbox_task = OutboxTask {
+            db: outbox.clone(),
+            net: network.clone(),
+            store: parts.store.clone(),
+            bus: parts.bus.clone(),
+            owner,
+            settings: parts.settings.outbox,
+        };
+        tasks.spawn(outbox_task.run(shutdown.clone()));
+        match parts.owner_keys {
+            Some(keys) => {
+                tasks.spawn(home_task::run(
+                    network.clone(),
+                    keys,
+                    parts.settings.home_refresh,
+                    shutdown.clone(),
+                ));
+            }
+            None => warn!(
+                "the node holds only the owner's npub: it cannot sign a home record, so other \
+                 nodes cannot find it by npub"
+            ),
+        }
+        if parts.settings.broadcast {
+            tasks.spawn(broadcast::run(
+                network.clone(),
+                parts.bus.clone(),
+                owner,
+                shutdown.clone(),
+            ));
+        }
+        let fetcher = Fetcher::new(network.clone(), parts.ingest, parts.store, owner);
+        let remote = Arc::new(NetRemote {
+            network,
+            fetcher: Some(fetcher),
+            outbox: Some(outbox),
+            subscribers: subs,
+            follows: Some(follows),
+        });
+        Ok(Self {
+            remote,
+            tasks,
+            shutdown,
+        })
+    }
+
+    /// Starts a bootstrap node: DHT server and relay, no store, every request refused.
+    pub fn start_bootstrap(
+        settings: NetSettings,
+        node_key: Keypair,
+        shutdown: CancellationToken,
+    ) -> Result<Self, NetError> {
+        let shutdown = shutdown.child_token();
+        let (network, inbound, actor_task) = actor::spawn(node_key, settings, shutdown.clone())?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let _ = actor_task.await;
+        });
+        tasks.spawn(service::refuse_all(
+            network.clone(),
+            inbound,
+            shutdown.clone(),
+        ));
+        let remote = Arc::new(NetRemote {
+            network,
+            fetcher: None,
+            outbox: None,
+            subscribers: Arc::new(Subscribers::default()),
+            follows: None,
+        });
+        Ok(Self {
+            remote,
+            tasks,
+            shutdown,
+        })
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.remote.network
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl NetRemote {
+    pub async fn node_status(&self) -> Result<NetNodeStatus, NetError> {
+        let net = self.network.status().await?;
+        let outbox = match &self.outbox {
+            Some(db) => db.depth().await?,
+            None => Depth::default(),
+        };
+        Ok(NetNodeStatus {
+            net,
+            outbox,
+            follows: self.follows.as_ref().map_or(0, |f| f.borrow().len()),
+            subscribers: self.subscribers.len(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for NetRemote {
+    async fn fetch_missing(&self, authors: Vec<PublicKey>) -> usize {
+        match &self.fetcher {
+            Some(f) => f.fetch_missing(authors).await,
+            None => 0,
+        }
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        match self.node_status().await {
+            Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        }
+    }
+
+    async fn whereis(&self, author: PublicKey) -> Result<Option<serde_json::Value>, String> {
+        let record = self
+            .network
+            .resolve(author)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(record.map(|r| {
+            serde_json::json!({
+                "author": r.author.to_hex(),
+                "peer_id": r.peer.to_string(),
+                "addrs": r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "created_at": r.created_at.as_secs(),
+                "record": serde_json::from_str::<serde_json::Value>(&r.json).unwrap_or_default(),
+            })
+        }))
+    }
+}

@@ -1,0 +1,278 @@
+//! The outbox's durable table, in its own SQLite file (`outbox.db`) beside the event
+//! store: one row per (event, recipient), with its state, attempt count and next try.
+//! Rows are inserted idempotently, so re-scanning the owner's recent events after a crash
+//! or a lagging bus re-adds nothing already delivered.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::NetError;
+
+/// A row due for delivery.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub event_id: String,
+    pub target: String,
+    pub json: String,
+    pub created: u64,
+    pub attempts: u32,
+}
+
+/// Counts by state, for `starling status`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Depth {
+    pub pending: u64,
+    pub delivered: u64,
+    pub given_up: u64,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id  TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    json      TEXT NOT NULL,
+    created   INTEGER NOT NULL,  -- when queued (unix seconds)
+    state     INTEGER NOT NULL,  -- 0 pending, 1 delivered, 2 given up
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    next_at   INTEGER NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (event_id, target)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS outbox_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    created_at INTEGER NOT NULL
+);
+";
+
+/// The outbox table. Calls are short; they run on blocking threads.
+#[derive(Clone)]
+pub struct OutboxDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db_err(e: rusqlite::Error) -> NetError {
+    NetError::Outbox(e.to_string())
+}
+
+impl OutboxDb {
+    pub fn open(path: &Path) -> Result<Self, NetError> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, NetError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // The lock is held only for one short statement batch on this thread.
+            let conn = conn.lock().expect("outbox connection poisoned");
+            f(&conn)
+        })
+        .await
+        .map_err(|e| NetError::Outbox(e.to_string()))?
+        .map_err(db_err)
+    }
+
+    /// Queues `json` (event `event_id`) for each target; returns how many rows are new.
+    pub async fn enqueue(
+        &self,
+        event_id: String,
+        json: String,
+        targets: Vec<String>,
+        now: u64,
+    ) -> Result<usize, NetError> {
+        self.with(move |c| {
+            let mut n = 0;
+            let mut stmt = c.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (event_id, target, json, created, state, next_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?4)",
+            )?;
+            for t in &targets {
+                n += stmt.execute(params![event_id, t, json, now as i64])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Pending rows due at `now`, oldest first.
+    pub async fn due(&self, now: u64, limit: usize) -> Result<Vec<Due>, NetError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT event_id, target, json, created, attempts FROM outbox
+                 WHERE state = 0 AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
+                Ok(Due {
+                    event_id: r.get(0)?,
+                    target: r.get(1)?,
+                    json: r.get(2)?,
+                    created: r.get::<_, i64>(3)? as u64,
+                    attempts: r.get::<_, i64>(4)? as u32,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Marks rows delivered.
+    pub async fn delivered(&self, rows: Vec<(String, String)>) -> Result<(), NetError> {
+        self.set_state(rows, 1, None).await
+    }
+
+    /// Marks rows given up, with the reason.
+    pub async fn give_up(
+        &self,
+        rows: Vec<(String, String)>,
+        reason: String,
+    ) -> Result<(), NetError> {
+        self.set_state(rows, 2, Some(reason)).await
+    }
+
+    async fn set_state(
+        &self,
+        rows: Vec<(String, String)>,
+        state: i64,
+        reason: Option<String>,
+    ) -> Result<(), NetError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE outbox SET state = ?3, last_error = ?4 WHERE event_id = ?1 AND target = ?2",
+            )?;
+            for (id, target) in &rows {
+                stmt.execute(params![id, target, state, reason])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Reschedules a failed row.
+    pub async fn retry(
+        &self,
+        rows: Vec<(String, String)>,
+        next_at: Vec<u64>,
+        reason: String,
+    ) -> Result<(), NetError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?3, last_error = ?4
+                 WHERE event_id = ?1 AND target = ?2",
+            )?;
+            for ((id, target), at) in rows.iter().zip(next_at) {
+                stmt.execute(params![id, target, at as i64, reason])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets finished rows older than `before`.
+    pub async fn prune(&self, before: u64) -> Result<usize, NetError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM outbox WHERE state != 0 AND created < ?1",
+                params![before as i64],
+            )
+        })
+        .await
+    }
+
+    pub async fn depth(&self) -> Result<Depth, NetError> {
+        self.with(|c| {
+            let mut d = Depth::default();
+            let mut stmt = c.prepare_cached("SELECT state, COUNT(*) FROM outbox GROUP BY state")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let n = r.get::<_, i64>(1)? as u64;
+                match r.get::<_, i64>(0)? {
+                    0 => d.pending = n,
+                    1 => d.delivered = n,
+                    _ => d.given_up = n,
+                }
+            }
+            Ok(d)
+        })
+        .await
+    }
+
+    /// The newest owner event time already scanned into the outbox.
+    pub async fn cursor(&self) -> Result<u64, NetError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT created_at FROM outbox_cursor WHERE id = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(0) as u64)
+        })
+        .await
+    }
+
+    pub async fn set_cursor(&self, created_at: u64) -> Result<(), NetError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO outbox_cursor (id, created_at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET created_at = MAX(created_at, excluded.created_at)",
+                params![created_at as i64],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_survive_reopen_and_enqueue_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let db = OutboxDb::open(&path).unwrap();
+        assert_eq!(
+            db.enqueue("e1".into(), "{}".into(), vec!["a".into(), "b".into()], 100)
+                .await
+                .unwrap(),
+            2
+        );
+        db.delivered(vec![("e1".into(), "a".into())]).await.unwrap();
+        db.retry(
+            vec![("e1".into(), "b".into())],
+            vec![200],
+            "unreachable".into(),
+        )
+        .await
+        .unwrap();
+        drop(db);
+        let db = OutboxDb::open(&path).unwrap();
+        assert_eq!(
+            db.enqueue("e1".into(), "{}".into(), vec!["a".into(), "b".into()], 150)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(db.due(150, 10).await.unwrap().is_empty());
+        let due = db.due(200, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].target.as_str(), due[0].attempts), ("b", 1));
+        let d = db.depth().await.unwrap();
+        assert_eq!((d.pending, d.delivered, d.given_up), (1, 1, 0));
+        db.set_cursor(50).await.unwrap();
+        db.set_cursor(40).await.unwrap();
+        assert_eq!(db.cursor().await.unwrap(), 50);
+    }
+}

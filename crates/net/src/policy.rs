@@ -1,0 +1,78 @@
+//! What peers may push to this node (DESIGN.md's write rule): events of authors the owner
+//! follows, events that tag the owner (replies, mentions, reactions), and the owner's own
+//! events. Everything else is refused with a reason; that is not a violation (the sender
+//! may have an old follow list), unlike a bad signature.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use starling_proto::{Event, PublicKey};
+use tokio::sync::watch;
+
+/// The set of authors the owner follows, published by the follow task.
+pub type Follows = watch::Receiver<Arc<HashSet<PublicKey>>>;
+
+/// The write policy for pushes from peers.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    owner: PublicKey,
+    follows: Follows,
+}
+
+impl Policy {
+    pub fn new(owner: PublicKey, follows: Follows) -> Self {
+        Self { owner, follows }
+    }
+
+    /// Whether a peer may push `event` to this node.
+    pub fn may_push(&self, event: &Event) -> Result<(), String> {
+        if event.pubkey == self.owner
+            || self.follows.borrow().contains(&event.pubkey)
+            || tags_owner(event, &self.owner)
+        {
+            Ok(())
+        } else {
+            Err("this node takes only events of authors its owner follows or events addressed to its owner".into())
+        }
+    }
+}
+
+/// Whether `event` has a `p` tag naming `owner`.
+pub fn tags_owner(event: &Event, owner: &PublicKey) -> bool {
+    tagged_pubkeys(event).any(|pk| &pk == owner)
+}
+
+/// The public keys named by `event`'s `p` tags (malformed ones skipped).
+pub fn tagged_pubkeys(event: &Event) -> impl Iterator<Item = PublicKey> + '_ {
+    event.tags.iter().filter_map(|tag| match tag.as_slice() {
+        [name, value, ..] if name == "p" => PublicKey::from_hex(value).ok(),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use starling_proto::{EventBuilder, FinalizeEvent, Keys, Kind, Tag};
+
+    #[test]
+    fn follows_mentions_and_strangers() {
+        let owner = Keys::generate();
+        let friend = Keys::generate();
+        let stranger = Keys::generate();
+        let (tx, rx) = watch::channel(Arc::new(HashSet::from([friend.public_key()])));
+        let policy = Policy::new(owner.public_key(), rx);
+        let post = |k: &Keys, tags: Vec<Tag>| {
+            EventBuilder::new(Kind::TextNote, "hi")
+                .tags(tags)
+                .finalize(k)
+                .unwrap()
+        };
+        assert!(policy.may_push(&post(&friend, vec![])).is_ok());
+        assert!(policy.may_push(&post(&stranger, vec![])).is_err());
+        let reply = post(&stranger, vec![Tag::public_key(owner.public_key())]);
+        assert!(policy.may_push(&reply).is_ok());
+        tx.send(Arc::new(HashSet::new())).unwrap();
+        assert!(policy.may_push(&post(&friend, vec![])).is_err());
+    }
+}

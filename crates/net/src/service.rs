@@ -1,0 +1,268 @@
+//! The request service: answers what peers ask of this node. Pushes are checked against
+//! the write policy and fed into the node's one ingest path; subscriptions are recorded
+//! for the pusher and answered with the events since the asked time; fetches are answered
+//! from the store. Malformed requests and badly signed events count as strikes against
+//! the sender. Requests are handled concurrently, with a bound.
+
+use std::sync::Arc;
+
+use libp2p::{Multiaddr, PeerId};
+use starling_core::{Ingest, IngestError, Origin};
+use starling_proto::{Filter, PublicKey, Timestamp};
+use starling_store::EventStore;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::handle::{Inbound, Network};
+use crate::policy::Policy;
+use crate::subscribers::Subscribers;
+use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits};
+
+/// Requests handled at once.
+const CONCURRENCY: usize = 64;
+/// Most events in one answer.
+const MAX_ANSWER: usize = 500;
+
+/// Everything the service needs; cheap to clone into each request's task.
+#[derive(Clone)]
+pub struct Service {
+    pub net: Network,
+    pub ingest: Arc<Ingest>,
+    pub store: Arc<dyn EventStore>,
+    pub policy: Policy,
+    pub subscribers: Arc<Subscribers>,
+    /// Authors whose events this node serves to subscribers.
+    pub served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>,
+    pub limits: WireLimits,
+}
+
+/// The service of a bootstrap node, which holds no events: every request is refused
+/// (malformed ones still count as strikes); the DHT and the relay do its real work.
+pub async fn refuse_all(
+    net: Network,
+    mut inbound: mpsc::Receiver<Inbound>,
+    shutdown: CancellationToken,
+) {
+    let limits = WireLimits::default();
+    loop {
+        let item = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            item = inbound.recv() => match item { Some(item) => item, None => return },
+        };
+        match item {
+            Inbound::Request {
+                peer,
+                request,
+                channel,
+            } => {
+                if let Err(reason) = request.check(&limits) {
+                    net.strike(peer, reason).await;
+                }
+                net.respond(
+                    channel,
+                    Response::refused("this is a bootstrap node: it stores nothing"),
+                )
+                .await;
+            }
+            Inbound::Gossip {
+                source, message, ..
+            } => net.gossip_verdict(message, source, false).await,
+        }
+    }
+}
+
+impl Service {
+    /// Serves inbound requests until shutdown or until the actor stops.
+    pub async fn run(self, mut inbound: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                item = inbound.recv() => match item { Some(item) => item, None => break },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                match item {
+                    Inbound::Request {
+                        peer,
+                        request,
+                        channel,
+                    } => {
+                        let response = this.answer(peer, request).await;
+                        this.net.respond(channel, response).await;
+                    }
+                    Inbound::Gossip {
+                        source,
+                        message,
+                        data,
+                    } => {
+                        let accept = this.on_gossip(&data).await;
+                        this.net.gossip_verdict(message, source, accept).await;
+                    }
+                }
+            });
+        }
+        tasks.shutdown().await;
+    }
+
+    async fn answer(&self, peer: PeerId, request: Request) -> Response {
+        if let Err(reason) = request.check(&self.limits) {
+            self.net.strike(peer, reason.clone()).await;
+            return Response::refused(reason);
+        }
+        debug!(%peer, kind = request.kind(), "request");
+        match request.body {
+            RequestBody::Push { events } => self.on_push(peer, events).await,
+            RequestBody::Subscribe {
+                authors,
+                since,
+                lease_secs,
+                addrs,
+            } => {
+                self.on_subscribe(peer, authors, since, lease_secs, addrs)
+                    .await
+            }
+            RequestBody::Unsubscribe { authors } => {
+                let authors = parse_keys(&authors).unwrap_or_default();
+                self.subscribers.remove(&peer, &authors);
+                Response::new(ResponseBody::Ack { results: vec![] })
+            }
+            RequestBody::Fetch { filters, limit } => self.on_fetch(peer, filters, limit).await,
+        }
+    }
+
+    async fn on_push(&self, peer: PeerId, events: Vec<String>) -> Response {
+        let mut results = Vec::with_capacity(events.len());
+        let mut invalid = 0;
+        for json in &events {
+            let policy = &self.policy;
+            let result = self
+                .ingest
+                .submit_checked(json, Origin::Network, |e| policy.may_push(e))
+                .await;
+            results.push(match result {
+                Ok(_) => None,
+                Err(e) => {
+                    if matches!(e, IngestError::Invalid(_)) {
+                        invalid += 1;
+                    }
+                    Some(e.to_string())
+                }
+            });
+        }
+        if invalid > 0 {
+            self.net
+                .strike(peer, format!("pushed {invalid} invalid event(s)"))
+                .await;
+        }
+        Response::new(ResponseBody::Ack { results })
+    }
+
+    async fn on_subscribe(
+        &self,
+        peer: PeerId,
+        authors: Vec<String>,
+        since: u64,
+        lease_secs: u32,
+        addrs: Vec<String>,
+    ) -> Response {
+        let Some(authors) = parse_keys(&authors) else {
+            self.net
+                .strike(peer, "malformed public key in a subscription")
+                .await;
+            return Response::refused("malformed public key");
+        };
+        let served: Vec<PublicKey> = authors.into_iter().filter(|a| (self.served)(a)).collect();
+        if served.is_empty() {
+            return Response::refused("this node serves none of these authors");
+        }
+        let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        let lease = std::time::Duration::from_secs(u64::from(lease_secs.clamp(30, 3600)));
+        if !self
+            .subscribers
+            .add(peer, served.iter().copied(), addrs, lease)
+        {
+            return Response::refused("busy: too many subscribers");
+        }
+        let filter = Filter::new()
+            .authors(served)
+            .since(Timestamp::from(since))
+            .limit(MAX_ANSWER);
+        match self.query(vec![filter]).await {
+            Ok((events, more)) => Response::new(ResponseBody::Subscribed { events, more }),
+            Err(e) => Response::refused(e),
+        }
+    }
+
+    async fn on_fetch(&self, peer: PeerId, filters: Vec<String>, limit: u32) -> Response {
+        let mut parsed = Vec::with_capacity(filters.len());
+        for f in &filters {
+            match Filter::from_json(f) {
+                Ok(f) => parsed.push(f),
+                Err(_) => {
+                    self.net.strike(peer, "malformed filter").await;
+                    return Response::refused("malformed filter");
+                }
+            }
+        }
+        let limit = (limit as usize).clamp(1, MAX_ANSWER);
+        let parsed = parsed
+            .into_iter()
+            .map(|f| match f.limit {
+                Some(l) if l <= limit => f,
+                _ => f.limit(limit),
+            })
+            .collect();
+        match self.query(parsed).await {
+            Ok((mut events, more)) => {
+                events.truncate(limit);
+                Response::new(ResponseBody::Events { events, more })
+            }
+            Err(e) => Response::refused(e),
+        }
+    }
+
+    /// Stored events for `filters`, oldest first, and whether a limit cut some off.
+    async fn query(&self, filters: Vec<Filter>) -> Result<(Vec<String>, bool), String> {
+        let cap: usize = filters.iter().map(|f| f.limit.unwrap_or(MAX_ANSWER)).sum();
+        let mut events = self
+            .store
+            .query_json(filters)
+            .await
+            .map_err(|e| format!("error: {e}"))?;
+        let more = events.len() >= cap;
+        events.reverse();
+        Ok((events, more))
+    }
+
+    async fn on_gossip(&self, data: &[u8]) -> bool {
+        let Ok(json) = std::str::from_utf8(data) else {
+            return false;
+        };
+        match self
+            .ingest
+            .submit_checked(json, Origin::Network, |_| Ok(()))
+            .await
+        {
+            Ok(_) => true,
+            Err(IngestError::Invalid(e)) => {
+                warn!(error = %e, "invalid event on the broadcast topic");
+                false
+            }
+            // Deleted or superseded: valid, just not news.
+            Err(_) => true,
+        }
+    }
+}
+
+fn parse_keys(hex: &[String]) -> Option<Vec<PublicKey>> {
+    hex.iter().map(|h| PublicKey::from_hex(h).ok()).collect()
+}

@@ -1,0 +1,191 @@
+//! The author side of follow mode: the peers subscribed to the authors this node serves
+//! (its owner; home-set members later), and the pusher task that sends each new event of
+//! those authors to every subscriber, batched per peer.
+//!
+//! Subscriptions are leases: a follower renews its lease, re-subscribes after losing the
+//! connection, and catches up with a since-fetch, so this table can live in memory. A
+//! push that fails drops the subscriber until it comes back.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use starling_core::EventBus;
+use starling_proto::PublicKey;
+use tokio::sync::{broadcast::error::RecvError, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::handle::Network;
+use crate::wire::{Request, RequestBody};
+
+/// Events per push.
+const BATCH: usize = 100;
+/// How long the first event of a batch waits for company.
+const LINGER: Duration = Duration::from_millis(20);
+/// Pushes in flight at once.
+const IN_FLIGHT: usize = 64;
+/// Most subscribers kept.
+const MAX_SUBSCRIBERS: usize = 10_000;
+
+#[derive(Debug)]
+struct Sub {
+    authors: HashSet<PublicKey>,
+    addrs: Vec<Multiaddr>,
+    expires: Instant,
+}
+
+/// Who is subscribed to what. A plain mutex: the map is small, every access is a quick
+/// lookup or insert, and no lock is held across an `.await`.
+#[derive(Debug, Default)]
+pub struct Subscribers {
+    inner: Mutex<HashMap<PeerId, Sub>>,
+}
+
+impl Subscribers {
+    /// Adds or renews `peer`'s lease on `authors`. Refused when the table is full.
+    pub fn add(
+        &self,
+        peer: PeerId,
+        authors: impl IntoIterator<Item = PublicKey>,
+        addrs: Vec<Multiaddr>,
+        lease: Duration,
+    ) -> bool {
+        let now = Instant::now();
+        let mut map = self.inner.lock().expect("subscriber table poisoned");
+        map.retain(|_, s| s.expires > now);
+        if map.len() >= MAX_SUBSCRIBERS && !map.contains_key(&peer) {
+            return false;
+        }
+        let sub = map.entry(peer).or_insert_with(|| Sub {
+            authors: HashSet::new(),
+            addrs: Vec::new(),
+            expires: now,
+        });
+        sub.authors.extend(authors);
+        if !addrs.is_empty() {
+            sub.addrs = addrs;
+        }
+        sub.expires = now + lease;
+        true
+    }
+
+    /// Ends `peer`'s subscription to `authors` (all of them if empty).
+    pub fn remove(&self, peer: &PeerId, authors: &[PublicKey]) {
+        let mut map = self.inner.lock().expect("subscriber table poisoned");
+        if let Some(sub) = map.get_mut(peer) {
+            if authors.is_empty() {
+                sub.authors.clear();
+            } else {
+                for a in authors {
+                    sub.authors.remove(a);
+                }
+            }
+            if sub.authors.is_empty() {
+                map.remove(peer);
+            }
+        }
+    }
+
+    /// Live subscribers of `author`, with their addresses.
+    pub fn of(&self, author: &PublicKey) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let now = Instant::now();
+        let map = self.inner.lock().expect("subscriber table poisoned");
+        map.iter()
+            .filter(|(_, s)| s.expires > now && s.authors.contains(author))
+            .map(|(p, s)| (*p, s.addrs.clone()))
+            .collect()
+    }
+
+    /// How many peers hold a live subscription.
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        let map = self.inner.lock().expect("subscriber table poisoned");
+        map.values().filter(|s| s.expires > now).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Pushes every new event of a served author to its subscribers until shutdown.
+pub async fn run_pusher(
+    subs: Arc<Subscribers>,
+    net: Network,
+    bus: EventBus,
+    served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>,
+    shutdown: CancellationToken,
+) {
+    let mut rx = bus.subscribe();
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut tasks = JoinSet::new();
+    let mut batches: HashMap<PeerId, (Vec<Multiaddr>, Vec<String>)> = HashMap::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let flush_at =
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
+                flush(&mut batches, &net, &subs, &permits, &mut tasks);
+                deadline = None;
+            }
+            item = rx.recv() => match item {
+                Ok(live) => {
+                    if !served(&live.event.pubkey) {
+                        continue;
+                    }
+                    for (peer, addrs) in subs.of(&live.event.pubkey) {
+                        let entry = batches.entry(peer).or_insert_with(|| (addrs, Vec::new()));
+                        entry.1.push(live.json.clone());
+                    }
+                    if batches.values().any(|(_, b)| b.len() >= BATCH) {
+                        flush(&mut batches, &net, &subs, &permits, &mut tasks);
+                        deadline = None;
+                    } else if !batches.is_empty() && deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + LINGER);
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    warn!(missed = n, "pusher fell behind; followers catch up when they renew");
+                }
+                Err(RecvError::Closed) => break,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    tasks.shutdown().await;
+}
+
+fn flush(
+    batches: &mut HashMap<PeerId, (Vec<Multiaddr>, Vec<String>)>,
+    net: &Network,
+    subs: &Arc<Subscribers>,
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+) {
+    for (peer, (addrs, events)) in batches.drain() {
+        let net = net.clone();
+        let subs = subs.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let n = events.len();
+            match net
+                .request(peer, addrs, Request::new(RequestBody::Push { events }))
+                .await
+            {
+                Ok(d) => debug!(%peer, events = n, path = ?d.path, "pushed to follower"),
+                Err(e) => {
+                    info!(%peer, error = %e, "push to follower failed; dropping its subscription until it renews");
+                    subs.remove(&peer, &[]);
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,183 @@
+//! The `[network]` section of `config.toml` (stage one: raw, defaulted, documented) and
+//! its validation, with the `run` flags applied, into the network crate's settings.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use starling_net::{parse_bootstrap, NetSettings, OutboxSettings};
+
+/// The default peer-to-peer port.
+pub const DEFAULT_P2P_PORT: u16 = 4747;
+
+/// `[network]`: the peer-to-peer overlay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Run the peer-to-peer network at all.
+    pub enabled: bool,
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Nodes to join through: multiaddrs or host:port.
+    pub bootstrap: Vec<String>,
+    /// This node is reachable from the internet (skip reachability checks).
+    pub public: bool,
+    /// Join the broadcast topic (every public post of every broadcasting node).
+    pub broadcast: bool,
+    pub max_connections: u32,
+    pub subscription_lease_secs: u64,
+    pub home_refresh_secs: u64,
+    pub relay_after_secs: u64,
+    pub outbox_first_retry_secs: u64,
+    pub outbox_max_retry_secs: u64,
+    pub outbox_give_up_secs: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        let n = NetSettings::default();
+        let o = OutboxSettings::default();
+        Self {
+            enabled: true,
+            listen: vec![format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}")],
+            bootstrap: Vec::new(),
+            public: false,
+            broadcast: false,
+            max_connections: n.max_connections,
+            subscription_lease_secs: n.subscription_lease.as_secs(),
+            home_refresh_secs: n.home_refresh.as_secs(),
+            relay_after_secs: n.relay_after.as_secs(),
+            outbox_first_retry_secs: o.first_retry.as_secs(),
+            outbox_max_retry_secs: o.max_retry.as_secs(),
+            outbox_give_up_secs: o.give_up.as_secs(),
+        }
+    }
+}
+
+/// `run`'s network flags; each replaces the config's value when given.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkFlags {
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub public: bool,
+    pub broadcast: bool,
+}
+
+impl NetworkConfig {
+    /// Validated settings with `flags` applied.
+    pub fn settings(&self, flags: &NetworkFlags) -> anyhow::Result<NetSettings> {
+        let listen = if flags.listen.is_empty() {
+            &self.listen
+        } else {
+            &flags.listen
+        };
+        let listen = listen
+            .iter()
+            .map(|a| {
+                parse_bootstrap(a)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("listen address {a:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if listen.is_empty() {
+            bail!("network: at least one listen address is needed");
+        }
+        let bootstrap = self
+            .bootstrap
+            .iter()
+            .chain(&flags.bootstrap)
+            .map(|a| parse_bootstrap(a).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        Ok(NetSettings {
+            listen,
+            bootstrap,
+            public: self.public || flags.public,
+            broadcast: self.broadcast || flags.broadcast,
+            max_connections: self.max_connections.max(8),
+            subscription_lease: secs(self.subscription_lease_secs.max(30)),
+            home_refresh: secs(self.home_refresh_secs.max(60)),
+            relay_after: secs(self.relay_after_secs),
+            outbox: OutboxSettings {
+                first_retry: secs(self.outbox_first_retry_secs),
+                max_retry: secs(self.outbox_max_retry_secs),
+                give_up: secs(self.outbox_give_up_secs),
+            },
+            ..NetSettings::default()
+        })
+    }
+
+    /// The `[network]` part of the commented config template.
+    pub fn template() -> String {
+        let d = Self::default();
+        format!(
+            r#"
+[network]
+# Run the peer-to-peer network. With false the node is a local relay only.
+enabled = {enabled}
+# Where other nodes reach this one (multiaddrs; `--listen` replaces them).
+listen = ["{listen}"]
+# Nodes to join the network through, as multiaddrs or host:port (`--bootstrap` adds
+# more). The first node of a network has none.
+bootstrap = []
+# Set to true on a machine reachable from the internet (a VPS): the node then serves
+# the DHT and relays for NATed nodes at once instead of testing its reachability first.
+public = {public}
+# Join the broadcast topic, which carries every public post of every broadcasting node
+# (NostrP2P's behaviour; suits small communities, costs bandwidth).
+broadcast = {broadcast}
+# Most simultaneous peer connections.
+max_connections = {max_connections}
+# How long a follow subscription at an author's node lasts before it is renewed.
+subscription_lease_secs = {lease}
+# How often this node republishes its home record (npub -> node) in the DHT.
+home_refresh_secs = {refresh}
+# How long a node without a confirmed public address waits before it reserves a relay.
+relay_after_secs = {relay_after}
+# Replies, mentions and reactions to users whose node is offline wait in the outbox:
+# first retry after this long, doubling up to the maximum, given up after the last.
+outbox_first_retry_secs = {first}
+outbox_max_retry_secs = {max}
+outbox_give_up_secs = {give_up}
+"#,
+            enabled = d.enabled,
+            listen = d.listen[0],
+            public = d.public,
+            broadcast = d.broadcast,
+            max_connections = d.max_connections,
+            lease = d.subscription_lease_secs,
+            refresh = d.home_refresh_secs,
+            relay_after = d.relay_after_secs,
+            first = d.outbox_first_retry_secs,
+            max = d.outbox_max_retry_secs,
+            give_up = d.outbox_give_up_secs,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_replace_listen_and_add_bootstrap() {
+        let mut c = NetworkConfig::default();
+        c.bootstrap = vec!["10.0.0.1:4747".into()];
+        let flags = NetworkFlags {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            bootstrap: vec!["/ip4/10.0.0.2/tcp/4747".into()],
+            public: true,
+            broadcast: false,
+        };
+        let s = c.settings(&flags).unwrap();
+        assert_eq!(s.listen.len(), 1);
+        assert_eq!(s.listen[0].to_string(), "/ip4/127.0.0.1/tcp/0");
+        assert_eq!(s.bootstrap.len(), 2);
+        assert!(s.public);
+        let bad = NetworkFlags {
+            bootstrap: vec!["nope".into()],
+            ..NetworkFlags::default()
+        };
+        assert!(c.settings(&bad).is_err());
+    }
+}
