@@ -147,7 +147,9 @@ async fn starling_run(bin: &Path, tmp: &Path) -> Result<Node> {
         .arg("--data-dir")
         .arg(tmp.join("data"))
         .arg("--api")
-        .arg("127.0.0.1:0");
+        .arg("127.0.0.1:0")
+        .arg("--listen")
+        .arg("/ip4/127.0.0.1/tcp/0");
     cmd.env("RUST_LOG", "warn");
     node::start_printing_url(cmd, &tmp.join("starling.log"))
         .await

@@ -161,8 +161,10 @@ mod tests {
 
     #[test]
     fn flags_replace_listen_and_add_bootstrap() {
-        let mut c = NetworkConfig::default();
-        c.bootstrap = vec!["10.0.0.1:4747".into()];
+        let c = NetworkConfig {
+            bootstrap: vec!["10.0.0.1:4747".into()],
+            ..NetworkConfig::default()
+        };
         let flags = NetworkFlags {
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             bootstrap: vec!["/ip4/10.0.0.2/tcp/4747".into()],

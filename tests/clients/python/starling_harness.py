@@ -110,7 +110,8 @@ class StarlingNode:
         log.write(f"\n===== starling run --data-dir {self.data_dir} ({time.strftime('%H:%M:%S')})\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [starling_bin(), "run", "--data-dir", str(self.data_dir), "--api", "127.0.0.1:0"],
+            [starling_bin(), "run", "--data-dir", str(self.data_dir), "--api", "127.0.0.1:0",
+             "--listen", "/ip4/127.0.0.1/tcp/0"],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             text=True, bufsize=1, env={**os.environ, "NO_COLOR": "1"})
         log.close()

@@ -126,13 +126,9 @@ impl Actor {
             },
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
-                renewal,
+                renewal: false,
                 ..
-            }) => {
-                if !renewal {
-                    info!(relay = %relay_peer_id, "relay circuit reserved");
-                }
-            }
+            }) => info!(relay = %relay_peer_id, "relay circuit reserved"),
             BehaviourEvent::RelayServer(relay::Event::ReservationReqAccepted {
                 src_peer_id,
                 renewed: false,

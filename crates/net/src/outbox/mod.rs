@@ -77,6 +77,8 @@ impl OutboxTask {
         this.rescan().await;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        let mut cursor_tick = tokio::time::interval(Duration::from_secs(5));
+        let mut seen_max = 0u64;
         let mut sending: JoinSet<String> = JoinSet::new();
         let mut busy: HashSet<String> = HashSet::new();
         loop {
@@ -84,6 +86,7 @@ impl OutboxTask {
                 _ = shutdown.cancelled() => break,
                 item = bus.recv() => match item {
                     Ok(live) if live.event.pubkey == this.owner => {
+                        seen_max = seen_max.max(live.event.created_at.as_secs());
                         this.enqueue(&live.event, live.json.clone()).await;
                     }
                     Ok(_) => {}
@@ -96,6 +99,14 @@ impl OutboxTask {
                     }
                 }
                 _ = tick.tick() => this.clone().start_due(&mut sending, &mut busy).await,
+                // The cursor moves in the background: a crash loses at most a few seconds
+                // of it, and the rescan overlaps by more than that.
+                _ = cursor_tick.tick(), if seen_max > 0 => {
+                    if let Err(e) = this.db.set_cursor(seen_max).await {
+                        warn!(error = %e, "cannot move the outbox cursor");
+                    }
+                    seen_max = 0;
+                }
                 _ = prune.tick() => {
                     let before = now().saturating_sub(this.settings.give_up.as_secs() + 86_400);
                     if let Err(e) = this.db.prune(before).await {
@@ -120,9 +131,6 @@ impl OutboxTask {
                 Err(e) => warn!(id = %event.id, error = %e, "cannot queue an event for delivery"),
             }
         }
-        if let Err(e) = self.db.set_cursor(event.created_at.as_secs()).await {
-            warn!(error = %e, "cannot move the outbox cursor");
-        }
     }
 
     /// Queues the owner's events since the cursor (after a restart or a lagging bus).
@@ -138,6 +146,9 @@ impl OutboxTask {
             Ok(events) => {
                 for event in events.iter().rev() {
                     self.enqueue(event, event.as_json()).await;
+                }
+                if let Some(newest) = events.first() {
+                    let _ = self.db.set_cursor(newest.created_at.as_secs()).await;
                 }
             }
             Err(e) => warn!(error = %e, "cannot rescan the owner's events"),

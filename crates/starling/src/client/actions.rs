@@ -13,11 +13,13 @@ use starling_proto::{
 use super::NodeClient;
 use crate::datadir::parse_npub;
 
-/// Parses a note id given as hex, `note1…` or `nevent1…`.
-pub fn parse_event_id(text: &str) -> anyhow::Result<EventId> {
-    EventId::from_hex(text.trim())
-        .or_else(|_| EventId::from_bech32(text.trim()))
-        .or_else(|_| Nip19Event::from_bech32(text.trim()).map(|n| n.event_id))
+/// Parses a note id given as hex, `note1…` or `nevent1…`: the id and, for an `nevent1…` that names it, its author.
+fn parse_event_ref(text: &str) -> anyhow::Result<(EventId, Option<PublicKey>)> {
+    let text = text.trim();
+    EventId::from_hex(text)
+        .or_else(|_| EventId::from_bech32(text))
+        .map(|id| (id, None))
+        .or_else(|_| Nip19Event::from_bech32(text).map(|n| (n.event_id, n.author)))
         .with_context(|| format!("{text:?} is not an event id (hex, note1… or nevent1…)"))
 }
 
@@ -25,12 +27,25 @@ fn sign(keys: &Keys, builder: EventBuilder) -> anyhow::Result<Event> {
     builder.finalize(keys).context("signing the event")
 }
 
-/// Fetches the event `id` from the node, or says it does not have it.
-async fn fetch(client: &mut NodeClient, id: EventId) -> anyhow::Result<Event> {
-    client
-        .query_one(Filter::new().id(id))
-        .await?
-        .with_context(|| format!("the node does not have event {id}"))
+/// Fetches the event `target` (hex, note1… or nevent1…) from the node, or says it does not
+/// have it. With an nevent's author the node can fetch an author it never saw from the
+/// network first.
+async fn fetch(client: &mut NodeClient, target: &str) -> anyhow::Result<Event> {
+    let (id, author) = parse_event_ref(target)?;
+    let mut filter = Filter::new().id(id);
+    if let Some(author) = author {
+        filter = filter.author(author);
+    }
+    client.query_one(filter).await?.with_context(|| {
+        format!(
+            "the node does not have event {id}{}",
+            if author.is_none() {
+                " (an nevent1… with its author lets the node fetch it from the network)"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 pub async fn post(client: &mut NodeClient, keys: &Keys, text: &str) -> anyhow::Result<Event> {
@@ -46,7 +61,7 @@ pub async fn reply(
     target: &str,
     text: &str,
 ) -> anyhow::Result<Event> {
-    let parent = fetch(client, parse_event_id(target)?).await?;
+    let parent = fetch(client, target).await?;
     let root = parent
         .tags
         .iter()
@@ -85,7 +100,7 @@ pub async fn reply(
 
 /// A NIP-18 repost: kind 6 with the reposted event as content.
 pub async fn repost(client: &mut NodeClient, keys: &Keys, target: &str) -> anyhow::Result<Event> {
-    let original = fetch(client, parse_event_id(target)?).await?;
+    let original = fetch(client, target).await?;
     let content = serde_json::to_string(&original)?;
     let tags = [
         Tag::parse(["e", &original.id.to_hex(), ""])?,
@@ -103,7 +118,7 @@ pub async fn react(
     target: &str,
     reaction: &str,
 ) -> anyhow::Result<Event> {
-    let original = fetch(client, parse_event_id(target)?).await?;
+    let original = fetch(client, target).await?;
     let tags = [Tag::event(original.id), Tag::public_key(original.pubkey)];
     let event = sign(keys, EventBuilder::new(Kind::Reaction, reaction).tags(tags))?;
     client.publish(&event).await?;

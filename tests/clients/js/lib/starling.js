@@ -52,7 +52,7 @@ export async function startNode (timeoutMs = 30_000) {
     { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] })
   const logPath = join(dir, 'node.log')
   const logFd = openSync(logPath, 'a')
-  const proc = spawn(starlingBin(), ['run', '--data-dir', dataDir, '--api', '127.0.0.1:0'],
+  const proc = spawn(starlingBin(), ['run', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
     { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, NO_COLOR: '1' } })
   closeSync(logFd)
   const logTail = () => { try { return readFileSync(logPath, 'utf8').split('\n').slice(-40).join('\n') } catch { return '' } }
