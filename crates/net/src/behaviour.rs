@@ -23,7 +23,7 @@ use libp2p::{
 };
 
 use crate::config::NetSettings;
-use crate::wire::{Request, Response, MAX_MESSAGE_BYTES, PROTOCOL};
+use crate::wire::{StarlingCodec, PROTOCOL};
 use crate::NetError;
 
 /// Kademlia protocol name: starling's own DHT, apart from IPFS's.
@@ -48,7 +48,7 @@ pub struct Behaviour {
     pub relay_server: relay::Behaviour,
     pub relay_client: relay::client::Behaviour,
     pub dcutr: dcutr::Behaviour,
-    pub rr: request_response::cbor::Behaviour<Request, Response>,
+    pub rr: request_response::Behaviour<StarlingCodec>,
     pub gossip: Toggle<Gossip>,
 }
 
@@ -122,10 +122,8 @@ fn new_behaviour(
     );
     kad.set_mode(settings.public.then_some(kad::Mode::Server));
 
-    let rr = request_response::cbor::Behaviour::with_codec(
-        request_response::cbor::codec::Codec::default()
-            .set_request_size_maximum(MAX_MESSAGE_BYTES)
-            .set_response_size_maximum(MAX_MESSAGE_BYTES),
+    let rr = request_response::Behaviour::with_codec(
+        StarlingCodec::default(),
         [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(settings.request_timeout)

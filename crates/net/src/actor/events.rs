@@ -16,12 +16,12 @@ use super::{Actor, Conn};
 use crate::behaviour::{BehaviourEvent, KAD_PROTOCOL};
 use crate::handle::{Inbound, Path, PeerEvent};
 use crate::home::{dht_key, HomeRecord};
-use crate::wire::{Request, Response};
+use crate::wire::{Inbound as WireInbound, Request, Response};
 use crate::NetError;
 
 const HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
-type RrEvent = request_response::Event<Request, Response>;
+type RrEvent = request_response::Event<WireInbound, Response>;
 
 impl Actor {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -270,8 +270,22 @@ impl Actor {
                     response,
                 } => self.deliver(request_id, connection_id, response),
                 Message::Request {
-                    request, channel, ..
+                    request: WireInbound::Request(request),
+                    channel,
+                    ..
                 } => self.on_inbound_request(peer, request, channel),
+                Message::Request {
+                    request: WireInbound::Malformed(reason),
+                    channel,
+                    ..
+                } => {
+                    self.strike(peer, &reason);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_response(channel, Response::refused(reason));
+                }
             },
             RrEvent::OutboundFailure {
                 peer,

@@ -152,11 +152,11 @@ impl Actor {
                     let _ = reply.send(Err(NetError::SelfRequest));
                     return;
                 }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rr
-                    .send_request_with_addresses(&peer, request, addrs);
+                let id = self.swarm.behaviour_mut().rr.send_request_with_addresses(
+                    &peer,
+                    request.into(),
+                    addrs,
+                );
                 self.requests.insert(id, reply);
             }
             Command::Respond { channel, response } => {

@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod codec;
+pub use codec::{Inbound, StarlingCodec};
+
 /// The request-response protocol name.
 pub const PROTOCOL: &str = "/starling/req/1";
 

@@ -1,0 +1,82 @@
+//! In-process nodes for the network crate's tests: a real SQLite store in a temp dir, the
+//! node core, and the full network layer on loopback TCP.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use starling_core::{EventBus, Ingest};
+use starling_net::libp2p::identity::Keypair;
+use starling_net::libp2p::Multiaddr;
+use starling_net::{NetNode, NetSettings, NodeParts};
+use starling_proto::{Keys, Limits};
+use starling_store::{EventStore, SqliteStore, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+pub struct Node {
+    pub keys: Keys,
+    pub net: NetNode,
+    pub store: Arc<SqliteStore>,
+    pub ingest: Arc<Ingest>,
+    pub bus: EventBus,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub async fn start(bootstrap: Option<Multiaddr>) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::generate();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap(),
+        );
+        let bus = EventBus::new();
+        let ingest = Arc::new(Ingest::new(
+            store.clone(),
+            bus.clone(),
+            keys.public_key(),
+            Limits::default(),
+        ));
+        let settings = NetSettings {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap: bootstrap.into_iter().collect(),
+            public: true,
+            ..NetSettings::default()
+        };
+        let parts = NodeParts {
+            settings,
+            node_key: Keypair::generate_ed25519(),
+            owner: keys.public_key(),
+            owner_keys: Some(keys.clone()),
+            outbox_path: dir.path().join("outbox.db"),
+            ingest: ingest.clone(),
+            store: store.clone() as Arc<dyn EventStore>,
+            bus: bus.clone(),
+        };
+        let net = NetNode::start(parts, CancellationToken::new())
+            .await
+            .unwrap();
+        Node {
+            keys,
+            net,
+            store,
+            ingest,
+            bus,
+            _dir: dir,
+        }
+    }
+
+    /// The first listen address with /p2p, once listening.
+    pub async fn addr(&self) -> Multiaddr {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = self.net.network().status().await.unwrap();
+            if let Some(a) = status.listen_addrs.first() {
+                let peer = self.net.network().peer_id();
+                return format!("{a}/p2p/{peer}").parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "node never listened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
