@@ -23,6 +23,7 @@ use libp2p::{
 };
 
 use crate::config::NetSettings;
+use crate::traffic::Counted;
 use crate::wire::{StarlingCodec, PROTOCOL};
 use crate::NetError;
 
@@ -65,11 +66,13 @@ pub fn build_swarm(key: Keypair, settings: &NetSettings) -> Result<Swarm<Behavio
         .map_err(transport_error)?;
     #[cfg(feature = "quic")]
     let builder = builder.with_quic();
+    let traffic = settings.memory_traffic.clone();
     let swarm = builder
         .with_other_transport(|key| {
             let noise = noise::Config::new(key)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
             Ok(MemoryTransport::default()
+                .map(move |conn, _| Counted::new(conn, traffic.clone()))
                 .upgrade(Version::V1)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default()))

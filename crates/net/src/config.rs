@@ -35,6 +35,8 @@ pub struct NetSettings {
     /// through a relay.
     pub relay_after: Duration,
     pub outbox: OutboxSettings,
+    /// Counts the bytes this node sends over the in-memory transport (benchmarks).
+    pub memory_traffic: crate::traffic::Traffic,
 }
 
 /// Retry policy of the durable outbox.
@@ -73,6 +75,7 @@ impl Default for NetSettings {
             subscription_lease: Duration::from_secs(10 * 60),
             relay_after: Duration::from_secs(10),
             outbox: OutboxSettings::default(),
+            memory_traffic: Default::default(),
         }
     }
 }

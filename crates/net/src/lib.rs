@@ -29,6 +29,7 @@ pub mod policy;
 pub mod service;
 pub mod strikes;
 pub mod subscribers;
+pub mod traffic;
 pub mod wire;
 
 /// The libp2p this crate is built on, for callers that handle keys and addresses.
@@ -38,6 +39,7 @@ pub use config::{parse_bootstrap, NetSettings, OutboxSettings};
 pub use handle::{Delivered, NetStatus, Network, Path, PeerEvent, PeerInfo, Reachability};
 pub use home::{HomeRecord, HOME_RECORD_KIND};
 pub use node::{NetNode, NetNodeStatus, NetRemote, NodeParts};
+pub use traffic::Traffic;
 
 /// Errors of the network layer.
 #[derive(Debug, Clone, thiserror::Error)]

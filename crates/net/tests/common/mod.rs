@@ -20,11 +20,17 @@ pub struct Node {
     pub store: Arc<SqliteStore>,
     pub ingest: Arc<Ingest>,
     pub bus: EventBus,
+    pub traffic: starling_net::Traffic,
     _dir: tempfile::TempDir,
 }
 
 impl Node {
     pub async fn start(bootstrap: Option<Multiaddr>) -> Node {
+        Self::start_on("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap).await
+    }
+
+    /// A node listening on `listen` (e.g. `/memory/N`).
+    pub async fn start_on(listen: Multiaddr, bootstrap: Option<Multiaddr>) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keys::generate();
         let store = Arc::new(
@@ -38,11 +44,12 @@ impl Node {
             Limits::default(),
         ));
         let settings = NetSettings {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            listen: vec![listen],
             bootstrap: bootstrap.into_iter().collect(),
             public: true,
             ..NetSettings::default()
         };
+        let traffic = settings.memory_traffic.clone();
         let parts = NodeParts {
             settings,
             node_key: Keypair::generate_ed25519(),
@@ -62,8 +69,20 @@ impl Node {
             store,
             ingest,
             bus,
+            traffic,
             _dir: dir,
         }
+    }
+
+    /// Publishes an event signed by this node's owner through the local ingest path.
+    pub async fn publish(&self, builder: starling_proto::EventBuilder) -> starling_proto::Event {
+        use starling_proto::FinalizeEvent;
+        let event = builder.finalize(&self.keys).unwrap();
+        self.ingest
+            .submit(event.clone(), starling_core::Origin::LocalClient)
+            .await
+            .unwrap();
+        event
     }
 
     /// The first listen address with /p2p, once listening.
