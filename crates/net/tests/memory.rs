@@ -61,3 +61,39 @@ async fn follow_mode_over_the_memory_transport() {
     assert_eq!(got.event.content, "over memory");
     assert!(author.traffic.sent() > before, "the push was not counted");
 }
+
+/// Broadcast mode: a post reaches every broadcasting node, followers or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_mode_reaches_non_followers() {
+    let base = 7_100_000 + u64::from(std::process::id());
+    let addr = |i: u64| format!("/memory/{}", base + i).parse().unwrap();
+    let boot = Node::start_with(addr(0), None, true).await;
+    let boot_addr = boot.addr().await;
+    let mut nodes = Vec::new();
+    for i in 1..4 {
+        nodes.push(Node::start_with(addr(i), Some(boot_addr.clone()), true).await);
+    }
+    // Gossipsub needs its mesh: wait until the author sees topic peers, by retrying.
+    let mut receivers: Vec<_> = nodes[1..].iter().map(|n| n.bus.subscribe()).collect();
+    let mut reached = vec![false; receivers.len()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut round = 0;
+    while reached.iter().any(|r| !r) && tokio::time::Instant::now() < deadline {
+        round += 1;
+        let post = nodes[0]
+            .publish(EventBuilder::new(
+                Kind::TextNote,
+                format!("to everyone #{round}"),
+            ))
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (i, rx) in receivers.iter_mut().enumerate() {
+            while let Ok(ev) = rx.try_recv() {
+                if ev.event.pubkey == post.pubkey {
+                    reached[i] = true;
+                }
+            }
+        }
+    }
+    assert!(reached.iter().all(|r| *r), "broadcast reached {reached:?}");
+}

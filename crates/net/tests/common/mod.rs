@@ -31,6 +31,15 @@ impl Node {
 
     /// A node listening on `listen` (e.g. `/memory/N`).
     pub async fn start_on(listen: Multiaddr, bootstrap: Option<Multiaddr>) -> Node {
+        Self::start_with(listen, bootstrap, false).await
+    }
+
+    /// A node listening on `listen`, in broadcast mode if asked.
+    pub async fn start_with(
+        listen: Multiaddr,
+        bootstrap: Option<Multiaddr>,
+        broadcast: bool,
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keys::generate();
         let store = Arc::new(
@@ -47,6 +56,7 @@ impl Node {
             listen: vec![listen],
             bootstrap: bootstrap.into_iter().collect(),
             public: true,
+            broadcast,
             ..NetSettings::default()
         };
         let traffic = settings.memory_traffic.clone();
