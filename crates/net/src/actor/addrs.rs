@@ -35,6 +35,14 @@ pub(super) fn is_circuit(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().next().is_some_and(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
 pub(super) fn is_unspecified(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_unspecified(),
@@ -85,6 +93,11 @@ impl Addresses {
                     .filter(|a| !is_unspecified(a) && !is_circuit(a))
                     .cloned(),
             );
+        }
+        // Loopback addresses only help on this machine; keep them only when there is
+        // nothing else (tests, a single-machine network).
+        if out.iter().any(|a| !is_loopback(a)) {
+            out.retain(|a| !is_loopback(a));
         }
         out.sort();
         out.dedup();
