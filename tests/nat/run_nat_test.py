@@ -25,11 +25,17 @@ machine"):
 
 In each scenario H1's owner follows H2's owner, H2's owner posts, and the test waits for
 the post in H1's timeline. It reports the delivery latency and the path (direct or
-relayed) read from the nodes' status API (`starling status --json`, `.network.peers`),
-plus the path H2's pusher logged for the push. Exit status: 0 when every required
-outcome holds (moderate: delivered and a direct H1-H2 connection; symmetric: delivered),
-1 when one fails, 2 when the test cannot run (not root, no nft/ip, no netns), 77 with
---skip-if-unprivileged when not permitted to create network namespaces.
+relayed): the connections H1 and H2 list in their status API (`starling status --json`,
+`.network.peers`: path and address), the path H2's pusher logged, and -- as ground truth,
+independent of the node's bookkeeping -- the bytes H2's router forwarded during the
+delivery to H1's router (direct) or to P (relayed), from nft counters. A status entry
+labelled "direct" whose address has no IP part (`/p2p/<peer>`, the far end of an inbound
+relayed circuit) is reported as mislabelled and not counted as a direct connection.
+
+Exit status: 0 when every required outcome holds (moderate: delivered and a direct H1-H2
+connection; symmetric: delivered), 1 when one fails, 2 when the test cannot run (no
+binary, no nft/ip, not root, no netns), 77 instead of 2 with --skip-if-unprivileged when
+not root or not permitted to create network namespaces, 130 when interrupted.
 
 Python 3.11 standard library only. Every wait is bounded; namespaces and processes are
 always torn down (also on Ctrl-C / SIGTERM).
@@ -52,7 +58,6 @@ from pathlib import Path
 
 PREFIX = "stnat-"
 P_IP = "10.77.0.10"
-INET_NET = "10.77.0.0/24"
 P2P_PORT = 4001
 API = "127.0.0.1:7777"  # per namespace: each namespace has its own loopback
 STEP_TIMEOUT = 60.0  # longest single wait
@@ -79,8 +84,12 @@ class TestError(Exception):
     """A step failed; the message says which and why."""
 
 
+class NodeDied(TestError):
+    """A node process exited: no point waiting any longer."""
+
+
 class CannotRun(Exception):
-    """The environment cannot run the test (not root, tools missing, no netns)."""
+    """The environment cannot run the test: CannotRun(reason, skippable)."""
 
 
 def log(msg: str) -> None:
@@ -110,6 +119,8 @@ def wait_for(what: str, probe, timeout: float = STEP_TIMEOUT, interval: float = 
             value = probe()
             if value:
                 return value
+        except NodeDied:
+            raise
         except TestError as e:  # a client command may fail while a node starts
             last_exc = e
         if time.monotonic() >= deadline:
@@ -203,9 +214,15 @@ class Net:
             self.ip(r, "addr", "add", f"{lan_gw}/{plen}", "dev", "lan")
             self.ip(h, "addr", "add", f"{host}/{plen}", "dev", "eth0")
             self.ip(h, "route", "add", "default", "via", lan_gw)
-            self.exec(r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            # (no sysctl binary needed: /proc/sys/net is the namespace's own)
+            self.exec(r, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+            other_wan = ROUTERS["2" if n == "1" else "1"][0]
             ruleset = f"""
 table ip stnat {{
+    # Bytes the host behind this router sends to the other router (a direct, hole-punched
+    # connection) and to P (the relay path): the ground truth of which path a push took.
+    counter to_peer {{}}
+    counter to_relay {{}}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         {nat_rule.format(wan=wan)}
@@ -220,12 +237,22 @@ table ip stnat {{
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
+        iifname "lan" ip daddr {other_wan} counter name "to_peer"
+        iifname "lan" ip daddr {P_IP} counter name "to_relay"
         iifname "wan" ct state established,related accept
         iifname "wan" drop
     }}
 }}
 """
             self.exec(r, "nft", "-f", "-", stdin=ruleset)
+
+    def counter(self, role: str, name: str) -> int:
+        """Bytes counted so far by the named nft counter of a router."""
+        cp = self.exec(role, "nft", "-j", "list", "counter", "ip", "stnat", name)
+        for item in json.loads(cp.stdout).get("nftables", []):
+            if "counter" in item:
+                return int(item["counter"]["bytes"])
+        raise TestError(f"no counter {name} in {self.ns(role)}")
 
     def teardown(self) -> None:
         for name in reversed(self.created):
@@ -310,7 +337,7 @@ class Scenario:
 
     def alive(self, node: Node) -> None:
         if node.proc and node.proc.poll() is not None:
-            raise TestError(
+            raise NodeDied(
                 f"{node.name} exited with status {node.proc.returncode}\n"
                 + tail(node.stderr(), 30)
             )
@@ -335,11 +362,22 @@ class Scenario:
 
     def status(self, node: Node) -> dict:
         out = self.cli(node, "status", "--json")
-        return json.loads(out.strip().splitlines()[-1])
+        try:
+            st = json.loads(out.strip().splitlines()[-1])
+            st["network"]["reachability"]
+            return st
+        except (ValueError, IndexError, KeyError, TypeError) as e:
+            raise TestError(f"unexpected `starling status --json` output from {node.name}: "
+                            f"{out[:300]!r} ({e!r})") from e
+
+    def conns(self, node: Node, other: Node) -> list[dict]:
+        """node's connections to other from its status API: [{path, addr}]."""
+        net = self.status(node).get("network") or {}
+        return [{"path": p.get("path"), "addr": p.get("addr", "")}
+                for p in net.get("peers", []) if p.get("peer") == other.peer_id]
 
     def paths_between(self, node: Node, other: Node) -> list[str]:
-        net = self.status(node).get("network") or {}
-        return sorted({p["path"] for p in net.get("peers", []) if p.get("peer") == other.peer_id})
+        return sorted({c["path"] for c in self.conns(node, other)})
 
     # -- the scenario
 
@@ -406,43 +444,70 @@ class Scenario:
         log(f"H1 subscribed at H2's node {rep['subscribe_s']}s after the follow")
 
         # 4. Give DCUtR its chance before the post: a direct connection (moderate), or the
-        #    hole punch's final failure (symmetric). Bounded; the outcome is checked below.
+        #    hole punch's final failure (symmetric: three attempts take about 30 s). Bounded;
+        #    the outcome is checked below.
         def dcutr_outcome():
-            if "direct" in self.paths_between(h1, h2):
+            if any(real_direct(c) for c in self.conns(h1, h2)):
                 return "direct connection"
             logs = h1.stderr() + h2.stderr()
             if "hole punching failed" in logs:
                 return "hole punching failed"
             return None
         try:
-            outcome = wait_for("a DCUtR outcome", dcutr_outcome, timeout=30)
+            outcome = wait_for("a DCUtR outcome", dcutr_outcome, timeout=45)
         except TestError:
-            outcome = "no DCUtR outcome within 30s"
+            outcome = "no DCUtR outcome within 45s"
         rep["dcutr_before_post"] = outcome
-        log(f"DCUtR before the post: {outcome}; H1->H2 paths {self.paths_between(h1, h2)}")
+        log(f"DCUtR before the post: {outcome}; H1's connections to H2: {self.conns(h1, h2)}")
 
-        # 5. H2's owner posts; wait for it in H1's timeline.
-        text = f"nat-{self.name}-{os.getpid()}-{int(time.time())}"
+        # 5. H2's owner posts; wait for it in H1's timeline. The post is large (~12 KB) so
+        #    the router's byte counters show unambiguously which path carried the push.
+        marker = f"nat-{self.name}-{os.getpid()}-{int(time.time())}"
+        text = marker + " " + " ".join(f"{i:05d}" for i in range(2000))
+        before = {k: self.net.counter("r2", k) for k in ("to_peer", "to_relay")}
         self.cli(h2, "post", text, "--data-dir", str(h2.data))
         t_post = time.monotonic()
         delivered = None
         try:
             wait_for("the post in H1's timeline",
-                     lambda: text in self.cli(h1, "timeline", "--json", "--data-dir", str(h1.data)),
+                     lambda: marker in self.cli(h1, "timeline", "--json", "--data-dir",
+                                                str(h1.data)),
                      interval=0.1)
             delivered = time.monotonic() - t_post
         except TestError as e:
             rep["delivery_error"] = str(e)
+        after = {k: self.net.counter("r2", k) for k in ("to_peer", "to_relay")}
         rep["delivered"] = delivered is not None
         rep["latency_s"] = round(delivered, 2) if delivered is not None else None
 
-        # 6. Paths, from both nodes' status API, and the path H2's pusher logged.
-        rep["H1_paths_to_H2"] = self.paths_between(h1, h2)
-        rep["H2_paths_to_H1"] = self.paths_between(h2, h1)
+        # 6. Paths: the nodes' status API (both sides), the path H2's pusher logged, and the
+        #    bytes H2's router forwarded during the delivery (to H1's router = direct, to P =
+        #    relayed), which do not depend on the node's own bookkeeping.
+        c12, c21 = self.conns(h1, h2), self.conns(h2, h1)
+        rep["H1_conns_to_H2"] = [f"{c['path']} {c['addr']}" for c in c12]
+        rep["H2_conns_to_H1"] = [f"{c['path']} {c['addr']}" for c in c21]
+        rep["status_path"] = "+".join(sorted({c["path"] for c in c12 + c21})) or "none"
+        mislabelled = [c for c in c12 + c21 if c["path"] == "direct" and not real_direct(c)]
+        if mislabelled:
+            rep["status_api_mislabels"] = [
+                f"'direct' for {c['addr']} (no IP address: an inbound relayed circuit)"
+                for c in mislabelled]
         pushes = re.findall(r"pushed to follower.*?path=(\w+)", h2.stderr())
-        rep["push_paths_logged"] = [x.lower() for x in pushes]
-        rep["direct_h1_h2"] = "direct" in rep["H1_paths_to_H2"] + rep["H2_paths_to_H1"]
-        rep["path"] = delivery_path(rep)
+        rep["push_path_logged_by_H2"] = [x.lower() for x in pushes]
+        d_peer = after["to_peer"] - before["to_peer"]
+        d_relay = after["to_relay"] - before["to_relay"]
+        rep["bytes_H2_router_to_H1_router"] = d_peer
+        rep["bytes_H2_router_to_P"] = d_relay
+        size = len(text)
+        if d_peer >= size and d_relay < size:
+            measured = "direct"
+        elif d_relay >= size and d_peer < size:
+            measured = "relayed"
+        else:
+            measured = "ambiguous" if delivered is not None else "-"
+        rep["push_path_measured"] = measured
+        rep["direct_h1_h2"] = any(real_direct(c) for c in c12 + c21)
+        rep["path"] = measured if delivered is not None else "-"
         rep["hole_punched_logs"] = sum(
             n.stderr().count("hole punched: direct connection") for n in (h1, h2))
         rep["hole_punch_failed_logs"] = sum(
@@ -458,15 +523,12 @@ class Scenario:
                 print("    " + l[:400])
 
 
-def delivery_path(rep: dict) -> str:
-    """The path the push took: H2's log line if present, else the connections seen."""
-    if not rep.get("delivered"):
-        return "-"
-    logged = rep.get("push_paths_logged") or []
-    if logged:
-        return logged[-1]
-    seen = sorted(set(rep.get("H1_paths_to_H2", []) + rep.get("H2_paths_to_H1", [])))
-    return "+".join(seen) if seen else "unknown"
+def real_direct(conn: dict) -> bool:
+    """A connection labelled direct whose address has an IP (or DNS) part. The far end of
+    an inbound relayed circuit has the bare address /p2p/<peer> (libp2p-relay's
+    send_back_addr), so a 'direct' label on such an address is a mislabelled circuit."""
+    return conn.get("path") == "direct" and bool(
+        re.search(r"/(ip4|ip6|dns|dns4|dns6)/", conn.get("addr", "")))
 
 
 def tail(text: str, n: int) -> str:
@@ -476,23 +538,30 @@ def tail(text: str, n: int) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def preflight(skip_unprivileged: bool) -> None:
-    missing = [t for t in ("ip", "nft") if shutil.which(t) is None]
+def find_tool(name: str) -> str | None:
+    # /usr/sbin and /sbin may be missing from a non-root PATH.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+
+
+def preflight() -> None:
+    """Raises CannotRun(reason, skippable): skippable only for 'not root' and 'no netns'."""
+    if os.geteuid() != 0:
+        raise CannotRun("the NAT test needs root (network namespaces and nftables)", True)
+    missing = [t for t in ("ip", "nft") if find_tool(t) is None]
     if missing:
         pkgs = {"ip": "iproute2", "nft": "nftables"}
         raise CannotRun(
             "missing tool(s): " + ", ".join(missing) + " -- on Debian: apt-get install "
-            + " ".join(pkgs[m] for m in missing))
-    if os.geteuid() != 0:
-        raise CannotRun("the NAT test needs root (network namespaces and nftables)")
+            + " ".join(pkgs[m] for m in missing), False)
     probe = f"{PREFIX}{os.getpid()}-probe"
     cp = run(["ip", "netns", "add", probe], check=False)
     if cp.returncode != 0:
-        raise CannotRun(f"cannot create a network namespace: {cp.stderr.strip()}")
+        raise CannotRun(f"cannot create a network namespace: {cp.stderr.strip()}", True)
     try:
         cp = run(["ip", "netns", "exec", probe, "nft", "list", "ruleset"], check=False)
         if cp.returncode != 0:
-            raise CannotRun(f"nft does not work in a network namespace: {cp.stderr.strip()}")
+            raise CannotRun(f"nft does not work in a network namespace: {cp.stderr.strip()}",
+                            False)
     finally:
         run(["ip", "netns", "del", probe], check=False)
 
@@ -510,25 +579,30 @@ def main() -> int:
         "info,starling_net=debug,libp2p_dcutr=debug,libp2p_relay=debug,libp2p_autonat=debug"))
     args = ap.parse_args()
 
-    repo = Path(__file__).resolve().parents[2]
-    binary = Path(args.bin) if args.bin else repo / "target" / "debug" / "starling"
+    # Default: <repo>/target/debug/starling, the repo being two levels above tests/nat/.
+    binary = Path(args.bin) if args.bin else \
+        Path(__file__).resolve().parent.parent.parent / "target" / "debug" / "starling"
     if not (binary.is_file() and os.access(binary, os.X_OK)):
-        print(f"NAT test: no starling binary at {binary} (cargo build -p starling)", file=sys.stderr)
+        print(f"NAT test: no starling binary at {binary} (cargo build -p starling)", flush=True)
         return 2
 
+    os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     try:
-        preflight(args.skip_if_unprivileged)
+        preflight()
     except CannotRun as e:
-        if args.skip_if_unprivileged and ("root" in str(e) or "namespace" in str(e)):
-            print(f"WARNING: NAT test skipped: {e}", file=sys.stderr)
+        reason, skippable = e.args
+        if args.skip_if_unprivileged and skippable:
+            print(f"WARNING: NAT test SKIPPED: {reason}", flush=True)
             return 77
-        print(f"NAT test cannot run: {e}", file=sys.stderr)
+        print(f"NAT test cannot run: {reason}", flush=True)
         return 2
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    # SIGINT too: a shell's background job inherits SIGINT ignored, and Ctrl-C / kill -INT
+    # must still tear everything down.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
 
     remove_stale_namespaces()
     tmp = Path(tempfile.mkdtemp(prefix="stnat-"))
@@ -540,14 +614,20 @@ def main() -> int:
     failures: list[str] = []
     t_all = time.monotonic()
     interrupted = False
+    scenarios: list[Scenario] = []
     try:
         for name in names:
             sc = Scenario(name, local_bin, tmp, args.rust_log)
+            scenarios.append(sc)
             try:
                 rep = sc.run()
             except TestError as e:
                 rep = dict(sc.report, error=str(e), delivered=False, path="-")
                 log(f"scenario {name} FAILED: {e}")
+            except Exception as e:  # a bug of the test itself: still report and tear down
+                import traceback
+                traceback.print_exc()
+                rep = dict(sc.report, error=f"internal error: {e!r}", delivered=False, path="-")
             finally:
                 # Read the logs before the processes and namespaces go away.
                 sc.stop_all()
@@ -557,11 +637,16 @@ def main() -> int:
             rep["ok"] = ok
             if not ok:
                 failures.append(f"{name}: {why}")
-            sc.dump_logs()
+            sc.dump_logs(40 if ok else 100)
     except KeyboardInterrupt as e:
         interrupted = True
         print(f"\ninterrupted ({e}); tearing down", file=sys.stderr)
     finally:
+        # A second Ctrl-C must not cut the teardown short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for sc in scenarios:
+            sc.stop_all()
         for ns in list_netns():
             if ns.startswith(f"{PREFIX}{os.getpid()}-"):
                 kill_netns_pids(ns)
@@ -595,17 +680,20 @@ def judge(rep: dict) -> tuple[bool, str]:
 
 def print_report(reports: list[dict], total: float) -> None:
     print("\n==================== NAT test report ====================")
-    print(f"{'scenario':<10} {'delivered':<9} {'latency':>8}  {'path':<8} {'H1<->H2 conns':<16} "
-          f"{'dcutr':<22} {'result'}")
+    print(f"{'scenario':<10} {'delivered':<9} {'latency':>8}  {'path':<9} {'status API':<18} "
+          f"{'direct H1-H2':<12} {'dcutr':<22} {'result'}")
     for r in reports:
         lat = f"{r['latency_s']:.2f}s" if r.get("latency_s") is not None else "-"
-        conns = "+".join(sorted(set(r.get("H1_paths_to_H2", []) + r.get("H2_paths_to_H1", [])))) \
-            or "none"
         dcutr = (f"{r.get('hole_punched_logs', 0)} punched/"
                  f"{r.get('hole_punch_failed_logs', 0)} failed")
         print(f"{r['scenario']:<10} {'yes' if r.get('delivered') else 'NO':<9} {lat:>8}  "
-              f"{r.get('path', '-'):<8} {conns:<16} {dcutr:<22} "
+              f"{r.get('path', '-'):<9} "
+              f"{r.get('status_path', '-') + (' (!)' if r.get('status_api_mislabels') else ''):<18} "
+              f"{'yes' if r.get('direct_h1_h2') else 'no':<12} {dcutr:<22} "
               f"{'ok' if r.get('ok') else 'FAIL'}")
+    print("path: the push's path measured by H2's router (bytes to H1's router = direct, to P\n"
+          "= relayed); status API: the paths `starling status` gives for H1<->H2 connections;\n"
+          "(!): the status API calls an inbound relayed circuit 'direct' (status_api_mislabels)")
     for r in reports:
         print(f"\n[{r['scenario']}]")
         for k, v in r.items():

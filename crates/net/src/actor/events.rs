@@ -35,7 +35,9 @@ impl Actor {
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
-                let path = if is_circuit(&addr) {
+                // An inbound circuit's remote address is only `/p2p/SRC`; the endpoint
+                // knows it is relayed from its local (listening) address.
+                let path = if endpoint.is_relayed() {
                     Path::Relayed
                 } else {
                     Path::Direct
