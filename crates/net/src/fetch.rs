@@ -60,10 +60,10 @@ impl Fetcher {
             }
             let held = self
                 .store
-                .count(vec![Filter::new().author(pk).limit(1)])
+                .query_json(vec![Filter::new().author(pk).limit(1)])
                 .await
-                .unwrap_or(1);
-            if held == 0 {
+                .map_or(true, |found| !found.is_empty());
+            if !held {
                 unknown.push(pk);
             }
         }
