@@ -1,9 +1,11 @@
 //! The follower side of follow mode. The task keeps the owner's follow list (their newest
 //! kind 3) and, for each followed author, a live subscription at the author's node: it
 //! finds the node through the author's home record, subscribes with a since-time (so the
-//! subscription's answer is the catch-up after any downtime), renews the lease, and
-//! subscribes again with backoff when the connection drops or an attempt fails. The set
-//! of followed authors is published for the write policy.
+//! subscription's answer is the catch-up after any downtime), renews the lease at half
+//! its length (catching up again each time), and retries with backoff when an attempt
+//! fails. Connections are not held open: the author's node dials this one to push, so a
+//! closed idle connection costs nothing, and the author's node keeps its subscriber list
+//! across restarts. The set of followed authors is published for the write policy.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::handle::{Network, PeerEvent};
+use crate::handle::Network;
 use crate::home::HomeRecord;
 use crate::policy::tagged_pubkeys;
 use crate::wire::{Request, RequestBody, ResponseBody};
@@ -73,7 +75,6 @@ impl FollowTask {
             self.apply_follow_list(&list, &mut authors);
         }
         let mut bus = self.bus.subscribe();
-        let mut peers = self.net.peer_events();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut attempts: JoinSet<Outcome> = JoinSet::new();
         loop {
@@ -91,11 +92,6 @@ impl FollowTask {
                     }
                     Err(RecvError::Closed) => break,
                 },
-                event = peers.recv() => {
-                    if let Ok(PeerEvent::Disconnected(peer)) = event {
-                        on_disconnect(peer, &mut authors);
-                    }
-                }
                 Some(done) = attempts.join_next(), if !attempts.is_empty() => {
                     if let Ok(outcome) = done {
                         on_outcome(outcome, &mut authors, self.lease);
@@ -163,18 +159,6 @@ impl FollowTask {
             let home = a.home.clone();
             let author = *pk;
             attempts.spawn(async move { (author, attempt.run(home).await) });
-        }
-    }
-}
-
-fn on_disconnect(peer: PeerId, authors: &mut HashMap<PublicKey, Author>) {
-    let now = Instant::now();
-    for (pk, a) in authors.iter_mut() {
-        if matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) {
-            debug!(author = %pk, %peer, "lost the author's node; subscribing again");
-            a.state = State::Idle;
-            a.backoff = FIRST_BACKOFF;
-            a.next_try = now + FIRST_BACKOFF;
         }
     }
 }

@@ -81,6 +81,7 @@ impl NetNode {
         });
         let (follows_tx, follows) = watch::channel(Arc::new(HashSet::new()));
         let subs = Arc::new(Subscribers::default());
+        subscribers::restore(&subs, &outbox).await;
         let owner = parts.owner;
         let served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync> =
             Arc::new(move |pk| *pk == owner);
@@ -91,12 +92,14 @@ impl NetNode {
             store: parts.store.clone(),
             policy: Policy::new(owner, follows.clone()),
             subscribers: subs.clone(),
+            db: outbox.clone(),
             served: served.clone(),
             limits: WireLimits::default(),
         };
         tasks.spawn(service.run(inbound, shutdown.clone()));
         tasks.spawn(subscribers::run_pusher(
             subs.clone(),
+            outbox.clone(),
             network.clone(),
             parts.bus.clone(),
             served,

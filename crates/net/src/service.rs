@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::handle::{Inbound, Network};
+use crate::outbox::OutboxDb;
 use crate::policy::Policy;
-use crate::subscribers::Subscribers;
+use crate::subscribers::{self, Subscribers};
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits};
 
 /// Requests handled at once.
@@ -33,6 +34,8 @@ pub struct Service {
     pub store: Arc<dyn EventStore>,
     pub policy: Policy,
     pub subscribers: Arc<Subscribers>,
+    /// Where subscriptions are saved.
+    pub db: OutboxDb,
     /// Authors whose events this node serves to subscribers.
     pub served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>,
     pub limits: WireLimits,
@@ -133,6 +136,7 @@ impl Service {
             RequestBody::Unsubscribe { authors } => {
                 let authors = parse_keys(&authors).unwrap_or_default();
                 self.subscribers.remove(&peer, &authors);
+                subscribers::persist(&self.subscribers, &self.db, peer).await;
                 Response::new(ResponseBody::Ack { results: vec![] })
             }
             RequestBody::Fetch { filters, limit } => self.on_fetch(peer, filters, limit).await,
@@ -192,6 +196,7 @@ impl Service {
         {
             return Response::refused("busy: too many subscribers");
         }
+        subscribers::persist(&self.subscribers, &self.db, peer).await;
         let filter = Filter::new()
             .authors(served)
             .since(Timestamp::from(since))

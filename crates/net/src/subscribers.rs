@@ -2,9 +2,10 @@
 //! (its owner; home-set members later), and the pusher task that sends each new event of
 //! those authors to every subscriber, batched per peer.
 //!
-//! Subscriptions are leases: a follower renews its lease, re-subscribes after losing the
-//! connection, and catches up with a since-fetch, so this table can live in memory. A
-//! push that fails drops the subscriber until it comes back.
+//! Subscriptions are leases: a follower renews its lease (catching up with a since-fetch
+//! each time), and subscribes again when its node starts. The table is kept in memory and
+//! written through to `outbox.db`, so a restart of this node does not cut followers off.
+//! A push that fails (the follower is offline) drops the subscriber until it comes back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::handle::Network;
+use crate::outbox::OutboxDb;
 use crate::wire::{Request, RequestBody};
 
 /// Events per push.
@@ -89,6 +91,19 @@ impl Subscribers {
         }
     }
 
+    /// `peer`'s subscription: its authors, addresses and remaining lease.
+    pub fn get(&self, peer: &PeerId) -> Option<(Vec<PublicKey>, Vec<Multiaddr>, Duration)> {
+        let now = Instant::now();
+        let map = self.inner.lock().expect("subscriber table poisoned");
+        map.get(peer).filter(|s| s.expires > now).map(|s| {
+            (
+                s.authors.iter().copied().collect(),
+                s.addrs.clone(),
+                s.expires - now,
+            )
+        })
+    }
+
     /// Live subscribers of `author`, with their addresses.
     pub fn of(&self, author: &PublicKey) -> Vec<(PeerId, Vec<Multiaddr>)> {
         let now = Instant::now();
@@ -114,6 +129,7 @@ impl Subscribers {
 /// Pushes every new event of a served author to its subscribers until shutdown.
 pub async fn run_pusher(
     subs: Arc<Subscribers>,
+    db: OutboxDb,
     net: Network,
     bus: EventBus,
     served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>,
@@ -130,7 +146,7 @@ pub async fn run_pusher(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
-                flush(&mut batches, &net, &subs, &permits, &mut tasks);
+                flush(&mut batches, &net, &subs, &db, &permits, &mut tasks);
                 deadline = None;
             }
             item = rx.recv() => match item {
@@ -143,7 +159,7 @@ pub async fn run_pusher(
                         entry.1.push(live.json.clone());
                     }
                     if batches.values().any(|(_, b)| b.len() >= BATCH) {
-                        flush(&mut batches, &net, &subs, &permits, &mut tasks);
+                        flush(&mut batches, &net, &subs, &db, &permits, &mut tasks);
                         deadline = None;
                     } else if !batches.is_empty() && deadline.is_none() {
                         deadline = Some(tokio::time::Instant::now() + LINGER);
@@ -164,12 +180,14 @@ fn flush(
     batches: &mut HashMap<PeerId, (Vec<Multiaddr>, Vec<String>)>,
     net: &Network,
     subs: &Arc<Subscribers>,
+    db: &OutboxDb,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
 ) {
     for (peer, (addrs, events)) in batches.drain() {
         let net = net.clone();
         let subs = subs.clone();
+        let db = db.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
@@ -184,8 +202,55 @@ fn flush(
                 Err(e) => {
                     info!(%peer, error = %e, "push to follower failed; dropping its subscription until it renews");
                     subs.remove(&peer, &[]);
+                    let _ = db.remove_subscriber(peer.to_string()).await;
                 }
             }
         });
+    }
+}
+
+/// Loads the subscriptions saved before a restart.
+pub async fn restore(subs: &Subscribers, db: &OutboxDb) {
+    let now = starling_proto::Timestamp::now().as_secs();
+    let rows = match db.load_subscribers(now).await {
+        Ok(rows) => rows,
+        Err(e) => return warn!(error = %e, "cannot load saved subscriptions"),
+    };
+    let n = rows.len();
+    for (peer, authors, addrs, expires) in rows {
+        let Ok(peer) = peer.parse::<PeerId>() else {
+            continue;
+        };
+        let authors = authors.iter().filter_map(|a| PublicKey::from_hex(a).ok());
+        let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        subs.add(
+            peer,
+            authors,
+            addrs,
+            Duration::from_secs(expires.saturating_sub(now)),
+        );
+    }
+    if n > 0 {
+        info!(subscribers = n, "restored followers' subscriptions");
+    }
+}
+
+/// Writes `peer`'s current subscription through to the database (or removes it).
+pub async fn persist(subs: &Subscribers, db: &OutboxDb, peer: PeerId) {
+    let result = match subs.get(&peer) {
+        Some((authors, addrs, left)) => {
+            let expires = starling_proto::Timestamp::now().as_secs() + left.as_secs();
+            db.save_subscriber(
+                peer.to_string(),
+                authors.iter().map(|a| a.to_hex()).collect(),
+                addrs.iter().map(|a| a.to_string()).collect(),
+                expires,
+            )
+            .await
+        }
+        None => db.remove_subscriber(peer.to_string()).await,
+    };
+    if let Err(e) = result {
+        warn!(%peer, error = %e, "cannot save a subscription");
     }
 }

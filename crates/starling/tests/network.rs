@@ -43,6 +43,7 @@ async fn ten_nodes_deliver_follows_replies_and_unknown_authors() {
     follow_delivers_live(&nodes, a, b).await;
     let post = reply_reaches_author(&nodes, b, c).await;
     reply_waits_for_offline_author(&mut nodes, b, c, &post).await;
+    live_after_author_restart(&nodes, a, b).await;
     follower_catches_up(&mut nodes, a, b).await;
     unknown_author_is_fetched(&nodes, a, d).await;
 }
@@ -141,6 +142,30 @@ async fn reply_waits_for_offline_author(nodes: &mut [TestNode], b: usize, c: usi
         "outbox: the reply reached B {:?} after B restarted",
         started.elapsed()
     );
+}
+
+/// B restarted (in the step before); A's subscription survived it, so B's next post still
+/// reaches A's client live.
+async fn live_after_author_restart(nodes: &[TestNode], a: usize, b: usize) {
+    let (na, nb) = (&nodes[a], &nodes[b]);
+    let mut client = RelayClient::connect(&na.api).await;
+    client
+        .req(
+            "after",
+            json!({"authors": [nb.hex], "kinds": [1], "limit": 1}),
+        )
+        .await;
+    let posted = nb.cli_json(&["post", "back again"]);
+    let got = client
+        .next_event("after", Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "B's post after its restart never reached A\n{}",
+                nb.log_tail()
+            )
+        });
+    assert_eq!(got["id"], posted["id"]);
 }
 
 /// A goes offline, B posts, A comes back and catches up.

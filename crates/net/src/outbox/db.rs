@@ -1,5 +1,7 @@
-//! The outbox's durable table, in its own SQLite file (`outbox.db`) beside the event
-//! store: one row per (event, recipient), with its state, attempt count and next try.
+//! The network's durable tables, in their own SQLite file (`outbox.db`) beside the event
+//! store: the outbox, one row per (event, recipient) with its state, attempt count and
+//! next try; and the live subscriptions of followers at this node, so that a restart does
+//! not cut them off until they renew.
 //! Rows are inserted idempotently, so re-scanning the owner's recent events after a crash
 //! or a lagging bus re-adds nothing already delivered.
 
@@ -43,6 +45,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (event_id, target)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS subscribers (
+    peer     TEXT PRIMARY KEY,
+    authors  TEXT NOT NULL,      -- JSON array of hex public keys
+    addrs    TEXT NOT NULL,      -- JSON array of multiaddrs
+    expires  INTEGER NOT NULL    -- unix seconds
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     created_at INTEGER NOT NULL
@@ -203,6 +211,63 @@ impl OutboxDb {
                 }
             }
             Ok(d)
+        })
+        .await
+    }
+
+    /// Records (or renews) a follower's subscription.
+    pub async fn save_subscriber(
+        &self,
+        peer: String,
+        authors: Vec<String>,
+        addrs: Vec<String>,
+        expires: u64,
+    ) -> Result<(), NetError> {
+        let authors = serde_json::to_string(&authors).unwrap_or_default();
+        let addrs = serde_json::to_string(&addrs).unwrap_or_default();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO subscribers (peer, authors, addrs, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (peer) DO UPDATE SET authors = excluded.authors,
+                     addrs = excluded.addrs, expires = excluded.expires",
+                params![peer, authors, addrs, expires as i64],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn remove_subscriber(&self, peer: String) -> Result<(), NetError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM subscribers WHERE peer = ?1", params![peer])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Subscriptions still live at `now`: (peer, authors, addrs, expires); expired ones are
+    /// deleted.
+    pub async fn load_subscribers(
+        &self,
+        now: u64,
+    ) -> Result<Vec<(String, Vec<String>, Vec<String>, u64)>, NetError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM subscribers WHERE expires <= ?1",
+                params![now as i64],
+            )?;
+            let mut stmt = c.prepare("SELECT peer, authors, addrs, expires FROM subscribers")?;
+            let rows = stmt.query_map([], |r| {
+                let authors: String = r.get(1)?;
+                let addrs: String = r.get(2)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    serde_json::from_str(&authors).unwrap_or_default(),
+                    serde_json::from_str(&addrs).unwrap_or_default(),
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })?;
+            rows.collect()
         })
         .await
     }
