@@ -23,6 +23,7 @@ use libp2p::{
 };
 
 use crate::config::NetSettings;
+use crate::keep_alive;
 use crate::traffic::Counted;
 use crate::wire::{StarlingCodec, PROTOCOL};
 use crate::NetError;
@@ -40,11 +41,12 @@ pub type Gossip =
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
+    pub keep_alive: keep_alive::Behaviour,
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<MemoryStore>,
-    pub autonat_client: autonat::v2::client::Behaviour,
+    pub autonat_client: Toggle<autonat::v2::client::Behaviour>,
     pub autonat_server: autonat::v2::server::Behaviour,
     pub relay_server: relay::Behaviour,
     pub relay_client: relay::client::Behaviour,
@@ -135,6 +137,7 @@ fn new_behaviour(
 
     Ok(Behaviour {
         limits: connection_limits::Behaviour::new(limits),
+        keep_alive: Default::default(),
         blocked: Default::default(),
         identify: identify::Behaviour::new(
             identify::Config::new(IDENTIFY_VERSION.into(), key.public())
@@ -143,7 +146,8 @@ fn new_behaviour(
         ),
         ping: ping::Behaviour::new(ping::Config::new()),
         kad,
-        autonat_client: Default::default(),
+        // A node told it is public has nothing to test.
+        autonat_client: Toggle::from((!settings.public).then(Default::default)),
         autonat_server: Default::default(),
         relay_server: relay::Behaviour::new(peer, relay_config()),
         relay_client,

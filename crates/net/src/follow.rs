@@ -22,6 +22,7 @@ use tracing::{debug, info};
 
 use crate::handle::Network;
 use crate::home::HomeRecord;
+use crate::keep_alive::Reason;
 use crate::policy::tagged_pubkeys;
 use crate::wire::{Request, RequestBody, ResponseBody};
 use crate::NetError;
@@ -47,6 +48,8 @@ enum State {
 #[derive(Debug)]
 struct Author {
     state: State,
+    /// The author's node whose connection is kept open for pushes.
+    kept: Option<PeerId>,
     home: Option<HomeRecord>,
     backoff: Duration,
     next_try: Instant,
@@ -82,19 +85,25 @@ impl FollowTask {
                 _ = shutdown.cancelled() => break,
                 item = bus.recv() => match item {
                     Ok(live) if live.event.pubkey == self.owner && live.event.kind == Kind::ContactList => {
-                        self.apply_follow_list(&live.event, &mut authors);
+                        for peer in self.apply_follow_list(&live.event, &mut authors) {
+                            self.net.keep_alive(peer, Reason::Following, false).await;
+                        }
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => {
                         if let Some(list) = self.newest_follow_list().await {
-                            self.apply_follow_list(&list, &mut authors);
+                            for peer in self.apply_follow_list(&list, &mut authors) {
+                                self.net.keep_alive(peer, Reason::Following, false).await;
+                            }
                         }
                     }
                     Err(RecvError::Closed) => break,
                 },
                 Some(done) = attempts.join_next(), if !attempts.is_empty() => {
                     if let Ok(outcome) = done {
-                        on_outcome(outcome, &mut authors, self.lease);
+                        for (peer, on) in on_outcome(outcome, &mut authors, self.lease) {
+                            self.net.keep_alive(peer, Reason::Following, on).await;
+                        }
                     }
                 }
                 _ = tick.tick() => self.start_due(&mut authors, &mut attempts),
@@ -116,15 +125,28 @@ impl FollowTask {
             .next()
     }
 
-    fn apply_follow_list(&self, list: &Event, authors: &mut HashMap<PublicKey, Author>) {
+    /// Applies a new follow list; returns the peers no longer needed.
+    fn apply_follow_list(
+        &self,
+        list: &Event,
+        authors: &mut HashMap<PublicKey, Author>,
+    ) -> Vec<PeerId> {
         let wanted: HashSet<PublicKey> = tagged_pubkeys(list)
             .filter(|pk| *pk != self.owner)
             .collect();
-        authors.retain(|pk, _| wanted.contains(pk));
+        let mut dropped = Vec::new();
+        authors.retain(|pk, a| {
+            let keep = wanted.contains(pk);
+            if !keep {
+                dropped.extend(a.kept);
+            }
+            keep
+        });
         let now = Instant::now();
         for pk in &wanted {
             authors.entry(*pk).or_insert_with(|| Author {
                 state: State::Idle,
+                kept: None,
                 home: None,
                 backoff: FIRST_BACKOFF,
                 next_try: now,
@@ -132,6 +154,7 @@ impl FollowTask {
         }
         info!(follows = wanted.len(), "follow list loaded");
         self.follows.send_replace(Arc::new(wanted));
+        dropped
     }
 
     fn start_due(&self, authors: &mut HashMap<PublicKey, Author>, attempts: &mut JoinSet<Outcome>) {
@@ -163,11 +186,17 @@ impl FollowTask {
     }
 }
 
-fn on_outcome(outcome: Outcome, authors: &mut HashMap<PublicKey, Author>, lease: Duration) {
+/// Records an attempt's result; returns the keep-alive changes it implies.
+fn on_outcome(
+    outcome: Outcome,
+    authors: &mut HashMap<PublicKey, Author>,
+    lease: Duration,
+) -> Vec<(PeerId, bool)> {
     let (pk, result) = outcome;
     let Some(a) = authors.get_mut(&pk) else {
-        return; // unfollowed meanwhile
+        return Vec::new(); // unfollowed meanwhile
     };
+    let mut changes = Vec::new();
     let now = Instant::now();
     match result {
         Ok((peer, home, caught_up)) => {
@@ -180,6 +209,11 @@ fn on_outcome(outcome: Outcome, authors: &mut HashMap<PublicKey, Author>, lease:
             };
             a.home = Some(home);
             a.backoff = FIRST_BACKOFF;
+            if a.kept != Some(peer) {
+                changes.extend(a.kept.map(|old| (old, false)));
+                changes.push((peer, true));
+                a.kept = Some(peer);
+            }
         }
         Err((_, e)) => {
             debug!(author = %pk, error = %e, retry_in = ?a.backoff, "subscription failed");
@@ -189,8 +223,10 @@ fn on_outcome(outcome: Outcome, authors: &mut HashMap<PublicKey, Author>, lease:
             a.home = None;
             a.next_try = now + a.backoff;
             a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+            changes.extend(a.kept.take().map(|old| (old, false)));
         }
     }
+    changes
 }
 
 /// One subscription attempt for one author.

@@ -49,6 +49,11 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<NetStatus>,
     },
+    KeepAlive {
+        peer: PeerId,
+        reason: crate::keep_alive::Reason,
+        on: bool,
+    },
 }
 
 /// A successful request: the answer and the path it took.
@@ -221,6 +226,11 @@ impl Network {
     /// Publishes an event's JSON on the broadcast topic (no-op when broadcast is off).
     pub async fn broadcast(&self, json: String) -> Result<(), NetError> {
         self.send(Command::Broadcast { json }).await
+    }
+
+    /// Keeps (or stops keeping) the connections to `peer` open for `reason`.
+    pub async fn keep_alive(&self, peer: PeerId, reason: crate::keep_alive::Reason, on: bool) {
+        let _ = self.send(Command::KeepAlive { peer, reason, on }).await;
     }
 
     /// A snapshot of peers, addresses and reachability.

@@ -23,6 +23,7 @@ pub mod follow;
 pub mod handle;
 pub mod home;
 pub mod home_task;
+pub mod keep_alive;
 pub mod node;
 pub mod outbox;
 pub mod policy;

@@ -81,7 +81,7 @@ impl NetNode {
         });
         let (follows_tx, follows) = watch::channel(Arc::new(HashSet::new()));
         let subs = Arc::new(Subscribers::default());
-        subscribers::restore(&subs, &outbox).await;
+        subscribers::restore(&subs, &outbox, &network).await;
         let owner = parts.owner;
         let served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync> =
             Arc::new(move |pk| *pk == owner);

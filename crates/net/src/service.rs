@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::handle::{Inbound, Network};
+use crate::keep_alive::Reason;
 use crate::outbox::OutboxDb;
 use crate::policy::Policy;
 use crate::subscribers::{self, Subscribers};
@@ -137,6 +138,9 @@ impl Service {
                 let authors = parse_keys(&authors).unwrap_or_default();
                 self.subscribers.remove(&peer, &authors);
                 subscribers::persist(&self.subscribers, &self.db, peer).await;
+                if self.subscribers.get(&peer).is_none() {
+                    self.net.keep_alive(peer, Reason::Follower, false).await;
+                }
                 Response::new(ResponseBody::Ack { results: vec![] })
             }
             RequestBody::Fetch { filters, limit } => self.on_fetch(peer, filters, limit).await,
@@ -197,6 +201,7 @@ impl Service {
             return Response::refused("busy: too many subscribers");
         }
         subscribers::persist(&self.subscribers, &self.db, peer).await;
+        self.net.keep_alive(peer, Reason::Follower, true).await;
         let filter = Filter::new()
             .authors(served)
             .since(Timestamp::from(since))

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::handle::Network;
+use crate::keep_alive::Reason;
 use crate::outbox::OutboxDb;
 use crate::wire::{Request, RequestBody};
 
@@ -114,6 +115,21 @@ impl Subscribers {
             .collect()
     }
 
+    /// Forgets expired subscriptions; returns their peers.
+    pub fn expire(&self) -> Vec<PeerId> {
+        let now = Instant::now();
+        let mut map = self.inner.lock().expect("subscriber table poisoned");
+        let gone: Vec<PeerId> = map
+            .iter()
+            .filter(|(_, s)| s.expires <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &gone {
+            map.remove(p);
+        }
+        gone
+    }
+
     /// How many peers hold a live subscription.
     pub fn len(&self) -> usize {
         let now = Instant::now();
@@ -140,6 +156,7 @@ pub async fn run_pusher(
     let mut tasks = JoinSet::new();
     let mut batches: HashMap<PeerId, (Vec<Multiaddr>, Vec<String>)> = HashMap::new();
     let mut deadline: Option<tokio::time::Instant> = None;
+    let mut sweep = tokio::time::interval(Duration::from_secs(60));
     loop {
         let flush_at =
             deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -171,6 +188,12 @@ pub async fn run_pusher(
                 Err(RecvError::Closed) => break,
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = sweep.tick() => {
+                for peer in subs.expire() {
+                    let _ = db.remove_subscriber(peer.to_string()).await;
+                    net.keep_alive(peer, Reason::Follower, false).await;
+                }
+            }
         }
     }
     tasks.shutdown().await;
@@ -203,6 +226,7 @@ fn flush(
                     info!(%peer, error = %e, "push to follower failed; dropping its subscription until it renews");
                     subs.remove(&peer, &[]);
                     let _ = db.remove_subscriber(peer.to_string()).await;
+                    net.keep_alive(peer, Reason::Follower, false).await;
                 }
             }
         });
@@ -210,7 +234,7 @@ fn flush(
 }
 
 /// Loads the subscriptions saved before a restart.
-pub async fn restore(subs: &Subscribers, db: &OutboxDb) {
+pub async fn restore(subs: &Subscribers, db: &OutboxDb, net: &Network) {
     let now = starling_proto::Timestamp::now().as_secs();
     let rows = match db.load_subscribers(now).await {
         Ok(rows) => rows,
@@ -229,6 +253,7 @@ pub async fn restore(subs: &Subscribers, db: &OutboxDb) {
             addrs,
             Duration::from_secs(expires.saturating_sub(now)),
         );
+        net.keep_alive(peer, Reason::Follower, true).await;
     }
     if n > 0 {
         info!(subscribers = n, "restored followers' subscriptions");

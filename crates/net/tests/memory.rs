@@ -10,6 +10,10 @@ use starling_proto::{EventBuilder, Kind, Tag};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_mode_over_the_memory_transport() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let base = 7_000_000 + u64::from(std::process::id());
     let boot = Node::start_on(format!("/memory/{base}").parse().unwrap(), None).await;
     let boot_addr = boot.addr().await;
@@ -31,7 +35,8 @@ async fn follow_mode_over_the_memory_transport() {
         )
         .await;
     let mut subscribed = false;
-    for _ in 0..150 {
+    // Bounded at 30 s: under load the first lookups can miss the author's record and back off.
+    for _ in 0..300 {
         if author.net.remote.node_status().await.unwrap().subscribers == 1 {
             subscribed = true;
             break;

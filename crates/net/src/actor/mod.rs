@@ -189,6 +189,9 @@ impl Actor {
                     gossip.report_message_validation_result(&message, &source, verdict);
                 }
             }
+            Command::KeepAlive { peer, reason, on } => {
+                self.swarm.behaviour_mut().keep_alive.set(peer, reason, on)
+            }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }

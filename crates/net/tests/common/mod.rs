@@ -40,6 +40,15 @@ impl Node {
         bootstrap: Option<Multiaddr>,
         broadcast: bool,
     ) -> Node {
+        Self::start_custom(listen, bootstrap, |s| s.broadcast = broadcast).await
+    }
+
+    /// A node listening on `listen`, with its settings adjusted by `configure`.
+    pub async fn start_custom(
+        listen: Multiaddr,
+        bootstrap: Option<Multiaddr>,
+        configure: impl FnOnce(&mut NetSettings),
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keys::generate();
         let store = Arc::new(
@@ -52,13 +61,13 @@ impl Node {
             keys.public_key(),
             Limits::default(),
         ));
-        let settings = NetSettings {
+        let mut settings = NetSettings {
             listen: vec![listen],
             bootstrap: bootstrap.into_iter().collect(),
             public: true,
-            broadcast,
             ..NetSettings::default()
         };
+        configure(&mut settings);
         let traffic = settings.memory_traffic.clone();
         let parts = NodeParts {
             settings,
