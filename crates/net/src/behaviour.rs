@@ -144,7 +144,9 @@ fn new_behaviour(
                 .with_agent_version(format!("starling/{}", env!("CARGO_PKG_VERSION")))
                 .with_push_listen_addr_updates(true),
         ),
-        ping: ping::Behaviour::new(ping::Config::new()),
+        // Liveness and RTT only (no keep-alive): once a minute is plenty, and at the
+        // default 15 s the pings of a node's many DHT connections dominate idle traffic.
+        ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(60))),
         kad,
         // A node told it is public has nothing to test.
         autonat_client: Toggle::from((!settings.public).then(Default::default)),

@@ -68,7 +68,7 @@ impl Default for NetSettings {
             public: false,
             broadcast: false,
             max_connections: 256,
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             kad_replication: 20,
             home_refresh: Duration::from_secs(30 * 60),

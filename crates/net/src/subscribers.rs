@@ -5,7 +5,8 @@
 //! Subscriptions are leases: a follower renews its lease (catching up with a since-fetch
 //! each time), and subscribes again when its node starts. The table is kept in memory and
 //! written through to `outbox.db`, so a restart of this node does not cut followers off.
-//! A push that fails (the follower is offline) drops the subscriber until it comes back.
+//! A push that fails (the follower is offline) is not retried: the follower catches up when
+//! it renews or restarts; the subscription ends when its lease does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -163,7 +164,7 @@ pub async fn run_pusher(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
-                flush(&mut batches, &net, &subs, &db, &permits, &mut tasks);
+                flush(&mut batches, &net, &permits, &mut tasks);
                 deadline = None;
             }
             item = rx.recv() => match item {
@@ -176,7 +177,7 @@ pub async fn run_pusher(
                         entry.1.push(live.json.clone());
                     }
                     if batches.values().any(|(_, b)| b.len() >= BATCH) {
-                        flush(&mut batches, &net, &subs, &db, &permits, &mut tasks);
+                        flush(&mut batches, &net, &permits, &mut tasks);
                         deadline = None;
                     } else if !batches.is_empty() && deadline.is_none() {
                         deadline = Some(tokio::time::Instant::now() + LINGER);
@@ -202,15 +203,11 @@ pub async fn run_pusher(
 fn flush(
     batches: &mut HashMap<PeerId, (Vec<Multiaddr>, Vec<String>)>,
     net: &Network,
-    subs: &Arc<Subscribers>,
-    db: &OutboxDb,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
 ) {
     for (peer, (addrs, events)) in batches.drain() {
         let net = net.clone();
-        let subs = subs.clone();
-        let db = db.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
@@ -222,12 +219,10 @@ fn flush(
                 .await
             {
                 Ok(d) => debug!(%peer, events = n, path = ?d.path, "pushed to follower"),
-                Err(e) => {
-                    info!(%peer, error = %e, "push to follower failed; dropping its subscription until it renews");
-                    subs.remove(&peer, &[]);
-                    let _ = db.remove_subscriber(peer.to_string()).await;
-                    net.keep_alive(peer, Reason::Follower, false).await;
-                }
+                // The subscription stays until its lease ends: the follower may be
+                // briefly unreachable, and it catches up with what it missed when it
+                // renews (or restarts) anyway.
+                Err(e) => info!(%peer, error = %e, events = n, "push to follower failed; it catches up when it renews"),
             }
         });
     }
