@@ -29,6 +29,8 @@ use crate::wire::{Request, RequestBody};
 const BATCH: usize = 100;
 /// How long the first event of a batch waits for company.
 const LINGER: Duration = Duration::from_millis(20);
+/// Wait before the one retry of a failed push.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// Pushes in flight at once.
 const IN_FLIGHT: usize = 64;
 /// Most subscribers kept.
@@ -214,10 +216,15 @@ fn flush(
                 return;
             };
             let n = events.len();
-            match net
-                .request(peer, addrs, Request::new(RequestBody::Push { events }))
-                .await
-            {
+            let request = Request::new(RequestBody::Push { events });
+            // One retry: a connection closing under the request is common (idle close,
+            // a peer's restart) and a fresh dial usually works.
+            let mut result = net.request(peer, addrs.clone(), request.clone()).await;
+            if result.is_err() {
+                tokio::time::sleep(RETRY_AFTER).await;
+                result = net.request(peer, addrs, request).await;
+            }
+            match result {
                 Ok(d) => debug!(%peer, events = n, path = ?d.path, "pushed to follower"),
                 // The subscription stays until its lease ends: the follower may be
                 // briefly unreachable, and it catches up with what it missed when it
