@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use starling_core::{Ingest, Origin};
+use starling_core::Ingest;
 use starling_proto::{Filter, Kind, PublicKey};
 use starling_store::EventStore;
 use tracing::{debug, info};
 
 use crate::handle::Network;
+use crate::policy::ingest_by_author;
 use crate::wire::{Request, RequestBody, ResponseBody};
 
 /// An author tried is not tried again for this long.
@@ -120,22 +121,7 @@ impl Fetcher {
                 return 0;
             }
         };
-        let mut stored = 0;
-        for json in &events {
-            let result = self
-                .ingest
-                .submit_checked(json, Origin::Network, |e| {
-                    if e.pubkey == pk {
-                        Ok(())
-                    } else {
-                        Err("not by the author fetched".into())
-                    }
-                })
-                .await;
-            if matches!(result, Ok(ack) if !ack.duplicate) {
-                stored += 1;
-            }
-        }
+        let stored = ingest_by_author(&self.ingest, &events, pk).await;
         info!(author = %pk, stored, "fetched an unknown author");
         stored
     }

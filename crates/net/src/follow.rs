@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use starling_core::{EventBus, Ingest, Origin};
+use starling_core::{EventBus, Ingest};
 use starling_proto::{Event, Filter, Kind, PublicKey, Timestamp};
 use starling_store::EventStore;
 use tokio::sync::{broadcast::error::RecvError, watch};
@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use crate::handle::Network;
 use crate::home::HomeRecord;
 use crate::keep_alive::Reason;
-use crate::policy::tagged_pubkeys;
+use crate::policy::{ingest_by_author, tagged_pubkeys};
 use crate::wire::{Request, RequestBody, ResponseBody};
 use crate::NetError;
 
@@ -281,7 +281,7 @@ impl Attempt {
             ResponseBody::Refused { reason } => return Err(NetError::Refused(reason)),
             _ => return Err(NetError::Protocol),
         };
-        let mut stored = self.ingest_all(&events).await;
+        let mut stored = ingest_by_author(&self.ingest, &events, self.author).await;
         let mut oldest = oldest_created_at(&events);
         let mut pages = 0;
         while more && pages < MAX_PAGES {
@@ -303,7 +303,7 @@ impl Attempt {
             let ResponseBody::Events { events, more: m } = page.response.body else {
                 break;
             };
-            stored += self.ingest_all(&events).await;
+            stored += ingest_by_author(&self.ingest, &events, self.author).await;
             let next = oldest_created_at(&events);
             if next.is_none() || next == oldest {
                 break;
@@ -312,27 +312,6 @@ impl Attempt {
             more = m;
         }
         Ok(stored)
-    }
-
-    async fn ingest_all(&self, events: &[String]) -> usize {
-        let mut stored = 0;
-        for json in events {
-            let author = self.author;
-            let result = self
-                .ingest
-                .submit_checked(json, Origin::Network, |e| {
-                    if e.pubkey == author {
-                        Ok(())
-                    } else {
-                        Err("not by the author subscribed to".into())
-                    }
-                })
-                .await;
-            if matches!(result, Ok(ack) if !ack.duplicate) {
-                stored += 1;
-            }
-        }
-        stored
     }
 
     async fn newest_held(&self) -> u64 {

@@ -7,7 +7,7 @@ use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use starling_proto::PublicKey;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::home::HomeRecord;
 use crate::wire::{Request, Response};
@@ -117,14 +117,6 @@ pub struct Network {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) peer_id: PeerId,
     pub(crate) advertised: watch::Receiver<Vec<Multiaddr>>,
-    pub(crate) peer_events: broadcast::Sender<PeerEvent>,
-}
-
-/// A peer connected or went away (its last connection closed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerEvent {
-    Connected(PeerId),
-    Disconnected(PeerId),
 }
 
 /// What the actor hands to the node's request service.
@@ -209,11 +201,6 @@ impl Network {
                 accept,
             })
             .await;
-    }
-
-    /// Connection events (peers that come and go), for the delivery tasks.
-    pub fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
-        self.peer_events.subscribe()
     }
 
     /// Reports a protocol violation by `peer`; repeated ones get it disconnected and

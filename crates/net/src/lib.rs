@@ -37,7 +37,7 @@ pub mod wire;
 pub use libp2p;
 
 pub use config::{parse_bootstrap, NetSettings, OutboxSettings};
-pub use handle::{Delivered, NetStatus, Network, Path, PeerEvent, PeerInfo, Reachability};
+pub use handle::{Delivered, NetStatus, Network, Path, PeerInfo, Reachability};
 pub use home::{HomeRecord, HOME_RECORD_KIND};
 pub use node::{NetNode, NetNodeStatus, NetRemote, NodeParts};
 pub use traffic::Traffic;

@@ -1,11 +1,13 @@
 //! What peers may push to this node (DESIGN.md's write rule): events of authors the owner
 //! follows, events that tag the owner (replies, mentions, reactions), and the owner's own
 //! events. Everything else is refused with a reason; that is not a violation (the sender
-//! may have an old follow list), unlike a bad signature.
+//! may have an old follow list), unlike a bad signature. Answers to this node's own
+//! requests (subscriptions, fetches) pass [`ingest_by_author`]: only the author asked for.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use starling_core::{Ingest, Origin};
 use starling_proto::{Event, PublicKey};
 use tokio::sync::watch;
 
@@ -48,6 +50,27 @@ pub fn tagged_pubkeys(event: &Event) -> impl Iterator<Item = PublicKey> + '_ {
         [name, value, ..] if name == "p" => PublicKey::from_hex(value).ok(),
         _ => None,
     })
+}
+
+/// Ingests events a peer sent in answer to a request for `author`'s events, refusing any
+/// by someone else. Returns how many were newly stored.
+pub async fn ingest_by_author(ingest: &Ingest, events: &[String], author: PublicKey) -> usize {
+    let mut stored = 0;
+    for json in events {
+        let result = ingest
+            .submit_checked(json, Origin::Network, |e| {
+                if e.pubkey == author {
+                    Ok(())
+                } else {
+                    Err("not by the author asked for".into())
+                }
+            })
+            .await;
+        if matches!(result, Ok(ack) if !ack.duplicate) {
+            stored += 1;
+        }
+    }
+    stored
 }
 
 #[cfg(test)]

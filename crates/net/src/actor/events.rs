@@ -14,7 +14,7 @@ use super::addrs::{is_circuit, is_unspecified};
 use super::resolve::Found;
 use super::{Actor, Conn};
 use crate::behaviour::{BehaviourEvent, KAD_PROTOCOL};
-use crate::handle::{Inbound, Path, PeerEvent};
+use crate::handle::{Inbound, Path};
 use crate::home::{dht_key, HomeRecord};
 use crate::wire::{Inbound as WireInbound, Request, Response};
 use crate::NetError;
@@ -31,7 +31,6 @@ impl Actor {
                 peer_id,
                 connection_id,
                 endpoint,
-                num_established,
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
@@ -51,9 +50,6 @@ impl Actor {
                         path,
                     },
                 );
-                if num_established.get() == 1 {
-                    let _ = self.peer_events.send(PeerEvent::Connected(peer_id));
-                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -65,7 +61,6 @@ impl Actor {
                 if num_established == 0 {
                     debug!(peer = %peer_id, "disconnected");
                     self.addrs.relay_candidates.remove(&peer_id);
-                    let _ = self.peer_events.send(PeerEvent::Disconnected(peer_id));
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => {

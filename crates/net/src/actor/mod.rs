@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::ConnectionId;
 use libp2p::{gossipsub, kad, Multiaddr, PeerId, Swarm};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::behaviour::{build_swarm, Behaviour, BROADCAST_TOPIC};
 use crate::config::NetSettings;
-use crate::handle::{Command, Delivered, Inbound, Network, Path, PeerEvent};
+use crate::handle::{Command, Delivered, Inbound, Network, Path};
 use crate::home::dht_key;
 use crate::strikes::{Strikes, Verdict};
 use crate::wire::Response;
@@ -52,7 +52,6 @@ pub(crate) struct Actor {
     settings: NetSettings,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
-    peer_events: broadcast::Sender<PeerEvent>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Delivered, NetError>>>,
     puts: HashMap<kad::QueryId, oneshot::Sender<Result<(), NetError>>>,
     resolves: Resolves,
@@ -95,13 +94,11 @@ pub fn spawn(
     }
     let (tx, commands) = mpsc::channel(CHANNEL);
     let (inbound_tx, inbound_rx) = mpsc::channel(CHANNEL);
-    let (peer_events, _) = broadcast::channel(CHANNEL);
     let (advertised_tx, advertised) = watch::channel(Vec::new());
     let network = Network {
         tx,
         peer_id: *swarm.local_peer_id(),
         advertised,
-        peer_events: peer_events.clone(),
     };
     let actor = Actor {
         addrs: Addresses::new(&settings, advertised_tx),
@@ -109,7 +106,6 @@ pub fn spawn(
         settings,
         commands,
         inbound: inbound_tx,
-        peer_events,
         requests: HashMap::new(),
         puts: HashMap::new(),
         resolves: Resolves::default(),

@@ -87,7 +87,7 @@ impl OutboxTask {
                 item = bus.recv() => match item {
                     Ok(live) if live.event.pubkey == this.owner => {
                         seen_max = seen_max.max(live.event.created_at.as_secs());
-                        this.enqueue(&live.event, live.json.clone()).await;
+                        this.enqueue(&live.event, &live.json).await;
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => this.rescan().await,
@@ -118,12 +118,12 @@ impl OutboxTask {
         sending.shutdown().await;
     }
 
-    async fn enqueue(&self, event: &Event, json: String) {
+    async fn enqueue(&self, event: &Event, json: &str) {
         let targets: Vec<String> = recipients(event).iter().map(|pk| pk.to_hex()).collect();
         if !targets.is_empty() {
             match self
                 .db
-                .enqueue(event.id.to_hex(), json, targets, now())
+                .enqueue(event.id.to_hex(), json.to_owned(), targets, now())
                 .await
             {
                 Ok(0) => {}
@@ -145,7 +145,7 @@ impl OutboxTask {
         match self.store.query(vec![filter]).await {
             Ok(events) => {
                 for event in events.iter().rev() {
-                    self.enqueue(event, event.as_json()).await;
+                    self.enqueue(event, &event.as_json()).await;
                 }
                 if let Some(newest) = events.first() {
                     let _ = self.db.set_cursor(newest.created_at.as_secs()).await;
