@@ -10,6 +10,7 @@ mod cli;
 mod corpus;
 mod gen;
 mod ingest;
+mod machine;
 mod mix;
 mod node;
 mod query;

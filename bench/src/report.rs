@@ -7,43 +7,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::machine::command_output;
+pub use crate::machine::{group, Machine};
 use crate::node::Mem;
 use crate::runner::TargetResult;
 use crate::verify::Ceiling;
-
-#[derive(Debug, Serialize)]
-pub struct Machine {
-    pub cpu: String,
-    pub cores: usize,
-    pub mem_total_mib: u64,
-    /// /proc/loadavg when the run started (other work skews every figure).
-    pub loadavg_at_start: String,
-}
-
-impl Machine {
-    pub fn probe() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|| "unknown".into());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let kib: u64 = meminfo
-            .lines()
-            .find(|l| l.starts_with("MemTotal:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        Machine {
-            cpu,
-            cores: crate::gen::cores(),
-            mem_total_mib: kib / 1024,
-            loadavg_at_start: crate::runner::loadavg(),
-        }
-    }
-}
 
 #[derive(Debug, Serialize)]
 pub struct Settings {
@@ -87,17 +55,7 @@ pub fn now_text() -> String {
 
 /// Path, build time and workspace commit of the starling binary.
 pub fn starling_note(bin: &Path) -> String {
-    let text = |prog: &str, args: &[&std::ffi::OsStr]| {
-        std::process::Command::new(prog)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|| "?".into())
-    };
-    let built = text(
+    let built = command_output(
         "date",
         &[
             "-u".as_ref(),
@@ -110,7 +68,7 @@ pub fn starling_note(bin: &Path) -> String {
     let git = |args: &[&str]| {
         let mut all: Vec<&std::ffi::OsStr> = vec!["-C".as_ref(), root.as_os_str()];
         all.extend(args.iter().map(std::ffi::OsStr::new));
-        text("git", &all)
+        command_output("git", &all)
     };
     let head = git(&["rev-parse", "--short", "HEAD"]);
     let dirty = git(&["status", "--porcelain", "--", "crates"]);
@@ -145,19 +103,6 @@ pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
         }
         _ => "—".into(),
     }
-}
-
-/// 12345 → "12,345".
-pub(crate) fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> String {

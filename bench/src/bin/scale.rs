@@ -7,6 +7,8 @@
 //! printed and written to `bench/results/scale.{md,json}`; nothing is asserted. The work
 //! itself lives in `bench/src/scale/` (see its module docs).
 
+#[path = "../machine.rs"]
+mod machine;
 #[path = "../scale/mod.rs"]
 mod scale;
 

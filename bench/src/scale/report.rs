@@ -387,18 +387,11 @@ fn ms(v: Option<f64>) -> String {
 
 /// 12345.6 → "12,346".
 fn group(v: f64) -> String {
-    if !v.is_finite() {
-        return "—".into();
+    if v.is_finite() {
+        crate::machine::group(v.round() as u64)
+    } else {
+        "—".into()
     }
-    let digits = (v.round() as u64).to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Workspace HEAD and whether `crates/` had uncommitted changes (another engineer may be
@@ -425,12 +418,5 @@ fn source_state() -> String {
 
 /// A command's trimmed output, or "?".
 fn shell(argv: &[&str]) -> String {
-    std::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| "?".into())
+    crate::machine::command_output(argv[0], &argv[1..])
 }
