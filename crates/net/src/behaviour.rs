@@ -28,6 +28,11 @@ use crate::traffic::Counted;
 use crate::wire::{StarlingCodec, PROTOCOL};
 use crate::NetError;
 
+/// identify's agent name of a full node.
+pub const FULL_AGENT: &str = "starling";
+/// identify's agent name of a bootstrap node, which is never chosen into a home set.
+pub const BOOTSTRAP_AGENT: &str = "starling-bootstrap";
+
 /// Kademlia protocol name: starling's own DHT, apart from IPFS's.
 pub const KAD_PROTOCOL: &str = "/starling/kad/1.0.0";
 /// Identify protocol version string.
@@ -141,7 +146,15 @@ fn new_behaviour(
         blocked: Default::default(),
         identify: identify::Behaviour::new(
             identify::Config::new(IDENTIFY_VERSION.into(), key.public())
-                .with_agent_version(format!("starling/{}", env!("CARGO_PKG_VERSION")))
+                .with_agent_version(format!(
+                    "{}/{}",
+                    if settings.full_node {
+                        FULL_AGENT
+                    } else {
+                        BOOTSTRAP_AGENT
+                    },
+                    env!("CARGO_PKG_VERSION")
+                ))
                 .with_push_listen_addr_updates(true),
         ),
         // Liveness and RTT only (no keep-alive): once a minute is plenty, and at the

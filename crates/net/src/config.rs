@@ -35,6 +35,10 @@ pub struct NetSettings {
     /// through a relay.
     pub relay_after: Duration,
     pub outbox: OutboxSettings,
+    pub home: HomeSettings,
+    /// Whether this node stores events and serves requests (a full node) or only does DHT
+    /// and relay work (a bootstrap node, never chosen into a home set).
+    pub full_node: bool,
     /// Counts the bytes this node sends over the in-memory transport (benchmarks).
     pub memory_traffic: crate::traffic::Traffic,
 }
@@ -60,6 +64,33 @@ impl Default for OutboxSettings {
     }
 }
 
+/// Home sets (DESIGN.md): who keeps a user's events besides the user's own node.
+#[derive(Debug, Clone, Copy)]
+pub struct HomeSettings {
+    /// Reachable nodes closest to a user's key that keep the user's events (R).
+    pub replicas: usize,
+    /// Acknowledgements from home-set members an event needs before the outbox lets it go.
+    pub quorum: usize,
+    /// Events of one author a member keeps for it (replaceable kinds do not count).
+    pub quota_events: u64,
+    /// How long a looked-up home set is reused.
+    pub cache_ttl: Duration,
+    /// How often a member re-checks its membership and repairs the other members' copies.
+    pub repair_every: Duration,
+}
+
+impl Default for HomeSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 3,
+            quorum: 2,
+            quota_events: 20_000,
+            cache_ttl: Duration::from_secs(60),
+            repair_every: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
 impl Default for NetSettings {
     fn default() -> Self {
         Self {
@@ -75,6 +106,8 @@ impl Default for NetSettings {
             subscription_lease: Duration::from_secs(10 * 60),
             relay_after: Duration::from_secs(10),
             outbox: OutboxSettings::default(),
+            home: HomeSettings::default(),
+            full_node: true,
             memory_traffic: Default::default(),
         }
     }

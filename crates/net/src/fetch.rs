@@ -1,7 +1,9 @@
 //! Fetching authors the node has never seen: a REQ (or REST `/req`) naming an author the
-//! store holds nothing of makes the node look up that author's home record and ask the
-//! author's node for their profile, follow list and recent posts, which then enter the
-//! store through the ingest path and reach open subscriptions live.
+//! store holds nothing of makes the node ask the author's home set (closest member first)
+//! and, when no member has anything, the author's own node (found through its home
+//! record) for the author's profile, follow list and recent posts, which then enter the
+//! store through the ingest path and reach open subscriptions live. The author's node
+//! need not be up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use starling_store::EventStore;
 use tracing::{debug, info};
 
 use crate::handle::Network;
+use crate::homeset::Member;
 use crate::policy::ingest_by_author;
 use crate::wire::{Request, RequestBody, ResponseBody};
 
@@ -85,17 +88,47 @@ impl Fetcher {
     }
 
     async fn fetch_one(&self, pk: PublicKey) -> usize {
-        let home = match self.net.resolve(pk).await {
-            Ok(Some(home)) => home,
-            Ok(None) => {
-                debug!(author = %pk, "unknown author has no home record");
-                return 0;
-            }
+        let me = self.net.peer_id();
+        let mut candidates: Vec<Member> = match self.net.home_set(pk, false).await {
+            Ok(set) => set.members.into_iter().filter(|m| m.peer != me).collect(),
             Err(e) => {
-                debug!(author = %pk, error = %e, "cannot look up an unknown author");
-                return 0;
+                debug!(author = %pk, error = %e, "no home set for an unknown author");
+                Vec::new()
             }
         };
+        let mut resolved = false;
+        let mut events = Vec::new();
+        while events.is_empty() {
+            let member = match take_first(&mut candidates) {
+                Some(m) => m,
+                None if !resolved => {
+                    resolved = true;
+                    match self.net.resolve(pk).await {
+                        Ok(Some(home)) if home.peer != me => {
+                            candidates.push(Member {
+                                peer: home.peer,
+                                addrs: home.addrs,
+                            });
+                            continue;
+                        }
+                        Ok(_) => break,
+                        Err(e) => {
+                            debug!(author = %pk, error = %e, "cannot look up an unknown author");
+                            break;
+                        }
+                    }
+                }
+                None => break,
+            };
+            events = self.ask(pk, &member).await;
+        }
+        let stored = ingest_by_author(&self.ingest, &events, pk).await;
+        info!(author = %pk, stored, "fetched an unknown author");
+        stored
+    }
+
+    /// Asks `member` for `pk`'s profile, follow list and recent posts.
+    async fn ask(&self, pk: PublicKey, member: &Member) -> Vec<String> {
         let filters = vec![
             Filter::new()
                 .author(pk)
@@ -108,21 +141,26 @@ impl Fetcher {
             filters,
             limit: (RECENT + 2) as u32,
         });
-        let events = match self.net.request(home.peer, home.addrs, request).await {
+        match self
+            .net
+            .request(member.peer, member.addrs.clone(), request)
+            .await
+        {
             Ok(d) => match d.response.body {
                 ResponseBody::Events { events, .. } => events,
                 other => {
-                    debug!(author = %pk, answer = ?other, "fetch refused");
-                    return 0;
+                    debug!(author = %pk, peer = %member.peer, answer = ?other, "fetch refused");
+                    Vec::new()
                 }
             },
             Err(e) => {
-                debug!(author = %pk, error = %e, "fetch failed");
-                return 0;
+                debug!(author = %pk, peer = %member.peer, error = %e, "fetch failed");
+                Vec::new()
             }
-        };
-        let stored = ingest_by_author(&self.ingest, &events, pk).await;
-        info!(author = %pk, stored, "fetched an unknown author");
-        stored
+        }
     }
+}
+
+fn take_first(v: &mut Vec<Member>) -> Option<Member> {
+    (!v.is_empty()).then(|| v.remove(0))
 }

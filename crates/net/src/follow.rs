@@ -1,11 +1,13 @@
 //! The follower side of follow mode. The task keeps the owner's follow list (their newest
-//! kind 3) and, for each followed author, a live subscription at the author's node: it
-//! finds the node through the author's home record, subscribes with a since-time (so the
+//! kind 3) and, for each followed author, a live subscription at one member of the
+//! author's home set: the primary first, failing over to the next member, then to the
+//! author's own node (found through its home record); a member that answers with a
+//! redirect adds the nodes it names. It subscribes with a since-time (so the
 //! subscription's answer is the catch-up after any downtime), renews the lease at half
-//! its length (catching up again each time), and retries with backoff when an attempt
-//! fails. Connections are not held open: the author's node dials this one to push, so a
-//! closed idle connection costs nothing, and the author's node keeps its subscriber list
-//! across restarts. The set of followed authors is published for the write policy.
+//! its length (catching up again each time, at the same node while it answers), and
+//! retries with backoff when every candidate failed. The serving node keeps its
+//! subscriber list across restarts. The set of followed authors is published for the
+//! write policy.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,16 +17,16 @@ use libp2p::PeerId;
 use starling_core::{EventBus, Ingest};
 use starling_proto::{Event, Filter, Kind, PublicKey, Timestamp};
 use starling_store::EventStore;
-use tokio::sync::{broadcast::error::RecvError, watch};
+use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::handle::Network;
-use crate::home::HomeRecord;
+use crate::homeset::Member;
 use crate::keep_alive::Reason;
 use crate::policy::{ingest_by_author, tagged_pubkeys};
-use crate::wire::{Request, RequestBody, ResponseBody};
+use crate::wire::{Request, RequestBody, ResponseBody, WireMember};
 use crate::NetError;
 
 /// Subscription attempts in flight at once.
@@ -45,12 +47,16 @@ enum State {
     Subscribed { peer: PeerId, renew_at: Instant },
 }
 
+/// Candidates tried in one attempt at most (redirects add some).
+const MAX_CANDIDATES: usize = 8;
+
 #[derive(Debug)]
 struct Author {
     state: State,
     /// The author's node whose connection is kept open for pushes.
     kept: Option<PeerId>,
-    home: Option<HomeRecord>,
+    /// The node that served the last subscription: asked first on renewal.
+    last: Option<Member>,
     backoff: Duration,
     next_try: Instant,
 }
@@ -64,15 +70,14 @@ pub struct FollowTask {
     pub owner: PublicKey,
     pub lease: Duration,
     pub follows: watch::Sender<Arc<HashSet<PublicKey>>>,
+    /// Nodes that stopped serving some authors (they left the authors' home sets).
+    pub moved: mpsc::Receiver<(PeerId, Vec<PublicKey>)>,
 }
 
-type Outcome = (
-    PublicKey,
-    Result<(PeerId, HomeRecord, usize), (Option<HomeRecord>, NetError)>,
-);
+type Outcome = (PublicKey, Result<(Member, usize), NetError>);
 
 impl FollowTask {
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut authors: HashMap<PublicKey, Author> = HashMap::new();
         if let Some(list) = self.newest_follow_list().await {
             self.apply_follow_list(&list, &mut authors);
@@ -103,6 +108,18 @@ impl FollowTask {
                     if let Ok(outcome) = done {
                         for (peer, on) in on_outcome(outcome, &mut authors, self.lease) {
                             self.net.keep_alive(peer, Reason::Following, on).await;
+                        }
+                    }
+                }
+                Some((peer, moved)) = self.moved.recv() => {
+                    for pk in moved {
+                        if let Some(a) = authors.get_mut(&pk) {
+                            if matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) {
+                                info!(author = %pk, %peer, "the serving node left the home set; subscribing elsewhere");
+                                a.state = State::Idle;
+                                a.last = None;
+                                a.next_try = Instant::now();
+                            }
                         }
                     }
                 }
@@ -147,7 +164,7 @@ impl FollowTask {
             authors.entry(*pk).or_insert_with(|| Author {
                 state: State::Idle,
                 kept: None,
-                home: None,
+                last: None,
                 backoff: FIRST_BACKOFF,
                 next_try: now,
             });
@@ -179,9 +196,9 @@ impl FollowTask {
                 author: *pk,
                 lease: self.lease,
             };
-            let home = a.home.clone();
+            let last = a.last.clone();
             let author = *pk;
-            attempts.spawn(async move { (author, attempt.run(home).await) });
+            attempts.spawn(async move { (author, attempt.run(last).await) });
         }
     }
 }
@@ -199,15 +216,16 @@ fn on_outcome(
     let mut changes = Vec::new();
     let now = Instant::now();
     match result {
-        Ok((peer, home, caught_up)) => {
-            if !matches!(a.state, State::Subscribed { .. }) || caught_up > 0 {
-                info!(author = %pk, %peer, caught_up, "subscribed at the author's node");
+        Ok((member, caught_up)) => {
+            let peer = member.peer;
+            if !matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) || caught_up > 0 {
+                info!(author = %pk, %peer, caught_up, "subscribed");
             }
             a.state = State::Subscribed {
                 peer,
                 renew_at: now + lease / 2,
             };
-            a.home = Some(home);
+            a.last = Some(member);
             a.backoff = FIRST_BACKOFF;
             if a.kept != Some(peer) {
                 changes.extend(a.kept.map(|old| (old, false)));
@@ -215,12 +233,10 @@ fn on_outcome(
                 a.kept = Some(peer);
             }
         }
-        Err((_, e)) => {
+        Err(e) => {
             debug!(author = %pk, error = %e, retry_in = ?a.backoff, "subscription failed");
             a.state = State::Idle;
-            // The cached record may be stale (the author's node moved): look it up
-            // again next time.
-            a.home = None;
+            a.last = None;
             a.next_try = now + a.backoff;
             a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
             changes.extend(a.kept.take().map(|old| (old, false)));
@@ -239,25 +255,61 @@ struct Attempt {
 }
 
 impl Attempt {
-    async fn run(
-        self,
-        home: Option<HomeRecord>,
-    ) -> Result<(PeerId, HomeRecord, usize), (Option<HomeRecord>, NetError)> {
-        let home = match home {
-            Some(h) => h,
-            None => match self.net.resolve(self.author).await {
-                Ok(Some(h)) => h,
-                Ok(None) => return Err((None, NetError::NoHome(self.author.to_hex()))),
-                Err(e) => return Err((None, e)),
-            },
-        };
-        match self.subscribe(&home).await {
-            Ok(n) => Ok((home.peer, home, n)),
-            Err(e) => Err((Some(home), e)),
+    /// Tries the candidates in order until one takes the subscription.
+    async fn run(self, last: Option<Member>) -> Result<(Member, usize), NetError> {
+        let me = self.net.peer_id();
+        let mut queue: Vec<Member> = last.into_iter().collect();
+        let fresh = queue.is_empty();
+        match self.net.home_set(self.author, fresh).await {
+            Ok(set) => queue.extend(set.members),
+            Err(e) => debug!(author = %self.author, error = %e, "no home set yet"),
+        }
+        let mut tried: HashSet<PeerId> = HashSet::from([me]);
+        let mut resolved = false;
+        let mut last_error = NetError::NoHomeSet(self.author.to_hex());
+        loop {
+            let next = queue.iter().position(|m| !tried.contains(&m.peer));
+            let member = match next {
+                Some(i) => queue.remove(i),
+                None if !resolved => {
+                    // Every member failed: the author's own node, from its home record.
+                    resolved = true;
+                    match self.net.resolve(self.author).await {
+                        Ok(Some(h)) => {
+                            queue.push(Member {
+                                peer: h.peer,
+                                addrs: h.addrs,
+                            });
+                            continue;
+                        }
+                        Ok(None) => return Err(last_error),
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => return Err(last_error),
+            };
+            if tried.len() > MAX_CANDIDATES {
+                return Err(last_error);
+            }
+            tried.insert(member.peer);
+            match self.subscribe(&member).await {
+                Ok(Ok(n)) => return Ok((member, n)),
+                Ok(Err(redirect)) => {
+                    debug!(author = %self.author, peer = %member.peer, "redirected");
+                    queue.extend(redirect.into_iter().filter(|m| !tried.contains(&m.peer)));
+                }
+                Err(e) => {
+                    debug!(author = %self.author, peer = %member.peer, error = %e, "candidate failed");
+                    self.net.forget_member(member.peer).await;
+                    last_error = e;
+                }
+            }
         }
     }
 
-    async fn subscribe(&self, home: &HomeRecord) -> Result<usize, NetError> {
+    /// Subscribes at `target` and catches up from its answer; `Ok(Err(members))` is a
+    /// redirect to the nodes `target` names.
+    async fn subscribe(&self, target: &Member) -> Result<Result<usize, Vec<Member>>, NetError> {
         let since = self.newest_held().await.saturating_sub(OVERLAP_SECS);
         let addrs = self
             .net
@@ -274,10 +326,17 @@ impl Attempt {
         });
         let delivered = self
             .net
-            .request(home.peer, home.addrs.clone(), request)
+            .request(target.peer, target.addrs.clone(), request)
             .await?;
         let (events, mut more) = match delivered.response.body {
             ResponseBody::Subscribed { events, more } => (events, more),
+            ResponseBody::Redirect { members } => {
+                return Ok(Err(members
+                    .iter()
+                    .filter_map(WireMember::to_member)
+                    .take(MAX_CANDIDATES)
+                    .collect()))
+            }
             ResponseBody::Refused { reason } => return Err(NetError::Refused(reason)),
             _ => return Err(NetError::Protocol),
         };
@@ -298,7 +357,7 @@ impl Attempt {
             });
             let page = self
                 .net
-                .request(home.peer, home.addrs.clone(), request)
+                .request(target.peer, target.addrs.clone(), request)
                 .await?;
             let ResponseBody::Events { events, more: m } = page.response.body else {
                 break;
@@ -311,7 +370,7 @@ impl Attempt {
             oldest = next;
             more = m;
         }
-        Ok(stored)
+        Ok(Ok(stored))
     }
 
     async fn newest_held(&self) -> u64 {

@@ -9,7 +9,9 @@ use serde::Serialize;
 use starling_proto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::actor::LocalView;
 use crate::home::HomeRecord;
+use crate::homeset::HomeSet;
 use crate::wire::{Request, Response};
 use crate::NetError;
 
@@ -29,6 +31,18 @@ pub(crate) enum Command {
     Resolve {
         author: PublicKey,
         reply: oneshot::Sender<Result<Option<HomeRecord>, NetError>>,
+    },
+    HomeSet {
+        author: PublicKey,
+        fresh: bool,
+        reply: oneshot::Sender<Result<HomeSet, NetError>>,
+    },
+    LocalHome {
+        author: PublicKey,
+        reply: oneshot::Sender<LocalView>,
+    },
+    ForgetMember {
+        peer: PeerId,
     },
     PublishHome {
         record: HomeRecord,
@@ -117,6 +131,7 @@ pub struct Network {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) peer_id: PeerId,
     pub(crate) advertised: watch::Receiver<Vec<Multiaddr>>,
+    pub(crate) routing: watch::Receiver<u64>,
 }
 
 /// What the actor hands to the node's request service.
@@ -145,6 +160,12 @@ impl Network {
     /// The addresses other nodes should use for this one; changes as reachability does.
     pub fn advertised(&self) -> watch::Receiver<Vec<Multiaddr>> {
         self.advertised.clone()
+    }
+
+    /// Bumped whenever the DHT routing table gains a peer or the DHT mode changes: a cue
+    /// to re-check home-set roles.
+    pub fn routing_changes(&self) -> watch::Receiver<u64> {
+        self.routing.clone()
     }
 
     /// Sends `request` to `peer` (dialling `addrs` if not connected) and waits for the
@@ -176,6 +197,32 @@ impl Network {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Resolve { author, reply }).await?;
         rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// `author`'s home set, looked up in the DHT (a cached answer up to the configured age
+    /// unless `fresh`).
+    pub async fn home_set(&self, author: PublicKey, fresh: bool) -> Result<HomeSet, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::HomeSet {
+            author,
+            fresh,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// `author`'s home set as this node's routing table sees it, and this node's rank in
+    /// it; no network traffic.
+    pub async fn local_home(&self, author: PublicKey) -> Result<LocalView, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::LocalHome { author, reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Drops cached home sets naming `peer` (it failed or refused as a member).
+    pub async fn forget_member(&self, peer: PeerId) {
+        let _ = self.send(Command::ForgetMember { peer }).await;
     }
 
     /// Stores this node's (owner-signed) home record in the DHT.

@@ -21,12 +21,16 @@ pub mod config;
 pub mod fetch;
 pub mod follow;
 pub mod handle;
+pub mod held;
 pub mod home;
 pub mod home_task;
+pub mod homeset;
+pub mod inbox;
 pub mod keep_alive;
 pub mod node;
 pub mod outbox;
 pub mod policy;
+pub mod repair;
 pub mod service;
 pub mod strikes;
 pub mod subscribers;
@@ -36,7 +40,7 @@ pub mod wire;
 /// The libp2p this crate is built on, for callers that handle keys and addresses.
 pub use libp2p;
 
-pub use config::{parse_bootstrap, NetSettings, OutboxSettings};
+pub use config::{parse_bootstrap, HomeSettings, NetSettings, OutboxSettings};
 pub use handle::{Delivered, NetStatus, Network, Path, PeerInfo, Reachability};
 pub use home::{HomeRecord, HOME_RECORD_KIND};
 pub use node::{NetNode, NetNodeStatus, NetRemote, NodeParts};
@@ -67,6 +71,8 @@ pub enum NetError {
     Protocol,
     #[error("no home record found for {0}")]
     NoHome(String),
+    #[error("no home set found for {0}: no reachable node is known yet")]
+    NoHomeSet(String),
     #[error("outbox database: {0}")]
     Outbox(String),
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use starling_core::{EventBus, Ingest, Remote};
 use starling_proto::{Keys, PublicKey};
 use starling_store::EventStore;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -22,8 +22,11 @@ use crate::config::NetSettings;
 use crate::fetch::Fetcher;
 use crate::follow::FollowTask;
 use crate::handle::{NetStatus, Network};
+use crate::held::Holdings;
+use crate::inbox::InboxTask;
 use crate::outbox::{Depth, OutboxDb, OutboxTask};
 use crate::policy::{Follows, Policy};
+use crate::repair::RepairTask;
 use crate::service::{self, Service};
 use crate::subscribers::{self, Subscribers};
 use crate::wire::WireLimits;
@@ -56,6 +59,7 @@ pub struct NetRemote {
     outbox: Option<OutboxDb>,
     subscribers: Arc<Subscribers>,
     follows: Option<Follows>,
+    holdings: Option<Arc<Holdings>>,
 }
 
 /// The network part of `starling status`.
@@ -66,6 +70,8 @@ pub struct NetNodeStatus {
     pub outbox: Depth,
     pub follows: usize,
     pub subscribers: usize,
+    /// Authors whose events this node keeps as a member of their home set.
+    pub home_for: usize,
 }
 
 impl NetNode {
@@ -80,11 +86,23 @@ impl NetNode {
             let _ = actor_task.await;
         });
         let (follows_tx, follows) = watch::channel(Arc::new(HashSet::new()));
+        let (moved_tx, moved_rx) = mpsc::channel(64);
         let subs = Arc::new(Subscribers::default());
         subscribers::restore(&subs, &outbox, &network).await;
         let owner = parts.owner;
+        let holdings = Arc::new(
+            Holdings::load(
+                network.clone(),
+                outbox.clone(),
+                parts.store.clone(),
+                owner,
+                parts.settings.home,
+            )
+            .await,
+        );
+        let held = holdings.clone();
         let served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync> =
-            Arc::new(move |pk| *pk == owner);
+            Arc::new(move |pk| held.holds(pk));
 
         let service = Service {
             net: network.clone(),
@@ -93,7 +111,8 @@ impl NetNode {
             policy: Policy::new(owner, follows.clone()),
             subscribers: subs.clone(),
             db: outbox.clone(),
-            served: served.clone(),
+            holdings: holdings.clone(),
+            moved: moved_tx,
             limits: WireLimits::default(),
         };
         tasks.spawn(service.run(inbound, shutdown.clone()));
@@ -113,6 +132,7 @@ impl NetNode {
             owner,
             lease: parts.settings.subscription_lease,
             follows: follows_tx,
+            moved: moved_rx,
         };
         tasks.spawn(follow.run(shutdown.clone()));
         let outbox_task = OutboxTask {
@@ -122,8 +142,26 @@ impl NetNode {
             bus: parts.bus.clone(),
             owner,
             settings: parts.settings.outbox,
+            home: parts.settings.home,
+            wake: Default::default(),
         };
         tasks.spawn(outbox_task.run(shutdown.clone()));
+        let inbox = InboxTask {
+            net: network.clone(),
+            ingest: parts.ingest.clone(),
+            store: parts.store.clone(),
+            owner,
+        };
+        tasks.spawn(inbox.run(shutdown.clone()));
+        let repair = RepairTask {
+            net: network.clone(),
+            store: parts.store.clone(),
+            holdings: holdings.clone(),
+            subscribers: subs.clone(),
+            db: outbox.clone(),
+            settings: parts.settings.home,
+        };
+        tasks.spawn(repair.run(shutdown.clone()));
         match parts.owner_keys {
             Some(keys) => {
                 tasks.spawn(home_task::run(
@@ -153,6 +191,7 @@ impl NetNode {
             outbox: Some(outbox),
             subscribers: subs,
             follows: Some(follows),
+            holdings: Some(holdings),
         });
         Ok(Self {
             remote,
@@ -168,6 +207,10 @@ impl NetNode {
         shutdown: CancellationToken,
     ) -> Result<Self, NetError> {
         let shutdown = shutdown.child_token();
+        let settings = NetSettings {
+            full_node: false,
+            ..settings
+        };
         let (network, inbound, actor_task) = actor::spawn(node_key, settings, shutdown.clone())?;
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
@@ -184,6 +227,7 @@ impl NetNode {
             outbox: None,
             subscribers: Arc::new(Subscribers::default()),
             follows: None,
+            holdings: None,
         });
         Ok(Self {
             remote,
@@ -215,6 +259,7 @@ impl NetRemote {
             outbox,
             follows: self.follows.as_ref().map_or(0, |f| f.borrow().len()),
             subscribers: self.subscribers.len(),
+            home_for: self.holdings.as_ref().map_or(0, |h| h.len()),
         })
     }
 }
@@ -241,6 +286,19 @@ impl Remote for NetRemote {
             .resolve(author)
             .await
             .map_err(|e| e.to_string())?;
+        let home_set = match self.network.home_set(author, false).await {
+            Ok(set) => set
+                .members
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "peer_id": m.peer.to_string(),
+                        "addrs": m.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         Ok(record.map(|r| {
             serde_json::json!({
                 "author": r.author.to_hex(),
@@ -248,6 +306,7 @@ impl Remote for NetRemote {
                 "addrs": r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "created_at": r.created_at.as_secs(),
                 "record": serde_json::from_str::<serde_json::Value>(&r.json).unwrap_or_default(),
+                "home_set": home_set,
             })
         }))
     }

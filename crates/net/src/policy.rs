@@ -26,6 +26,11 @@ impl Policy {
         Self { owner, follows }
     }
 
+    /// The node's owner.
+    pub fn owner(&self) -> PublicKey {
+        self.owner
+    }
+
     /// Whether a peer may push `event` to this node.
     pub fn may_push(&self, event: &Event) -> Result<(), String> {
         if event.pubkey == self.owner

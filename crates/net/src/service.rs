@@ -1,13 +1,17 @@
 //! The request service: answers what peers ask of this node. Pushes are checked against
-//! the write policy and fed into the node's one ingest path; subscriptions are recorded
-//! for the pusher and answered with the events since the asked time; fetches are answered
-//! from the store. Malformed requests and badly signed events count as strikes against
+//! the write policy (the owner's follows and inbox, and the authors and inboxes this node
+//! keeps as a home-set member) and fed into the node's one ingest path; subscriptions to
+//! authors it keeps are recorded for the pusher and answered with the events since the
+//! asked time, subscriptions to others are redirected to their home set; fetches are
+//! answered from the store. Malformed requests and badly signed events count as strikes against
 //! the sender. Requests are handled concurrently, with a bound.
 
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
 use starling_core::{Ingest, IngestError, Origin};
+use std::collections::HashSet;
+
 use starling_proto::{Filter, PublicKey, Timestamp};
 use starling_store::EventStore;
 use tokio::sync::{mpsc, Semaphore};
@@ -16,16 +20,28 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::handle::{Inbound, Network};
+use crate::held::Holdings;
 use crate::keep_alive::Reason;
 use crate::outbox::OutboxDb;
+use crate::policy::tagged_pubkeys;
 use crate::policy::Policy;
 use crate::subscribers::{self, Subscribers};
-use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits};
+use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits, WireMember};
 
 /// Requests handled at once.
 const CONCURRENCY: usize = 64;
 /// Most events in one answer.
 const MAX_ANSWER: usize = 500;
+/// Tagged users of one event checked for an inbox this node keeps.
+const MAX_INBOX_TAGS: usize = 20;
+
+/// The parts of an event's JSON the home-set policy looks at before validation.
+#[derive(serde::Deserialize)]
+struct Peek {
+    pubkey: String,
+    #[serde(default)]
+    tags: Vec<Vec<String>>,
+}
 
 /// Everything the service needs; cheap to clone into each request's task.
 #[derive(Clone)]
@@ -37,8 +53,10 @@ pub struct Service {
     pub subscribers: Arc<Subscribers>,
     /// Where subscriptions are saved.
     pub db: OutboxDb,
-    /// Authors whose events this node serves to subscribers.
-    pub served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>,
+    /// The authors this node keeps as a home-set member.
+    pub holdings: Arc<Holdings>,
+    /// Tells the follow task that a node stopped serving some followed authors.
+    pub moved: mpsc::Sender<(PeerId, Vec<PublicKey>)>,
     pub limits: WireLimits,
 }
 
@@ -144,6 +162,11 @@ impl Service {
                 Response::new(ResponseBody::Ack { results: vec![] })
             }
             RequestBody::Fetch { filters, limit } => self.on_fetch(peer, filters, limit).await,
+            RequestBody::Moved { authors } => {
+                let authors = parse_keys(&authors).unwrap_or_default();
+                let _ = self.moved.send((peer, authors)).await;
+                Response::new(ResponseBody::Ack { results: vec![] })
+            }
         }
     }
 
@@ -152,9 +175,19 @@ impl Service {
         let mut invalid = 0;
         for json in &events {
             let policy = &self.policy;
+            let kept = self.kept_keys(json).await;
             let result = self
                 .ingest
-                .submit_checked(json, Origin::Network, |e| policy.may_push(e))
+                .submit_checked(json, Origin::Network, |e| {
+                    policy.may_push(e).or_else(|reason| {
+                        if kept.contains(&e.pubkey) || tagged_pubkeys(e).any(|p| kept.contains(&p))
+                        {
+                            Ok(())
+                        } else {
+                            Err(reason)
+                        }
+                    })
+                })
                 .await;
             results.push(match result {
                 Ok(_) => None,
@@ -188,9 +221,17 @@ impl Service {
                 .await;
             return Response::refused("malformed public key");
         };
-        let served: Vec<PublicKey> = authors.into_iter().filter(|a| (self.served)(a)).collect();
+        let mut served = Vec::with_capacity(authors.len());
+        for a in &authors {
+            if self.holdings.accepts(a, false).await {
+                served.push(*a);
+            }
+        }
+        let Some(first) = authors.first() else {
+            return Response::refused("no authors named");
+        };
         if served.is_empty() {
-            return Response::refused("this node serves none of these authors");
+            return self.redirect(*first).await;
         }
         let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
         let lease = std::time::Duration::from_secs(u64::from(lease_secs.clamp(30, 3600)));
@@ -209,6 +250,53 @@ impl Service {
         match self.query(vec![filter]).await {
             Ok((events, more)) => Response::new(ResponseBody::Subscribed { events, more }),
             Err(e) => Response::refused(e),
+        }
+    }
+
+    /// Which of the keys an event names (author, `p` tags) this node takes events for as
+    /// a home-set member: the author while under quota, any tagged user (their inbox).
+    /// Asked only of events the owner's own policy would refuse.
+    async fn kept_keys(&self, json: &str) -> HashSet<PublicKey> {
+        let mut kept = HashSet::new();
+        let Ok(peek) = serde_json::from_str::<Peek>(json) else {
+            return kept;
+        };
+        let Ok(author) = PublicKey::from_hex(&peek.pubkey) else {
+            return kept;
+        };
+        if author == self.policy.owner() {
+            return kept;
+        }
+        if self.holdings.accepts(&author, true).await && self.holdings.within_quota(&author).await {
+            kept.insert(author);
+        }
+        let tagged = peek.tags.iter().filter_map(|t| match t.as_slice() {
+            [name, value, ..] if name == "p" => PublicKey::from_hex(value).ok(),
+            _ => None,
+        });
+        for pk in tagged.take(MAX_INBOX_TAGS) {
+            if !kept.contains(&pk) && self.holdings.accepts(&pk, true).await {
+                kept.insert(pk);
+            }
+        }
+        kept
+    }
+
+    /// Tells the asker where `author`'s events are kept.
+    async fn redirect(&self, author: PublicKey) -> Response {
+        match self.net.local_home(author).await {
+            Ok(view) => {
+                let me = self.net.peer_id();
+                let members = view
+                    .set
+                    .members
+                    .iter()
+                    .filter(|m| m.peer != me)
+                    .map(WireMember::from_member)
+                    .collect();
+                Response::new(ResponseBody::Redirect { members })
+            }
+            Err(e) => Response::refused(e.to_string()),
         }
     }
 

@@ -244,6 +244,10 @@ fn print_network(net: &serde_json::Value) {
         s("follows"),
         s("subscribers")
     );
+    println!(
+        "  home sets    this node keeps the events of {} other user(s)",
+        s("home_for")
+    );
     let outbox = net.get("outbox");
     let o = |k: &str| {
         outbox
@@ -284,6 +288,17 @@ async fn whereis(opts: &ClientOpts, who: &str) -> anyhow::Result<()> {
         println!("  address      {}", a.as_str().unwrap_or(""));
     }
     println!("  signed at    {}", record["created_at"]);
+    let members = record["home_set"].as_array().cloned().unwrap_or_default();
+    if members.is_empty() {
+        println!("  home set     none known yet");
+    }
+    for (i, m) in members.iter().enumerate() {
+        let role = if i == 0 { "primary" } else { "member" };
+        println!(
+            "  home set     {} ({role})",
+            m["peer_id"].as_str().unwrap_or("")
+        );
+    }
     Ok(())
 }
 

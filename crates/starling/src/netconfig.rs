@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use starling_net::{parse_bootstrap, NetSettings, OutboxSettings};
+use starling_net::{parse_bootstrap, HomeSettings, NetSettings, OutboxSettings};
 
 /// The default peer-to-peer port.
 pub const DEFAULT_P2P_PORT: u16 = 4747;
@@ -31,12 +31,17 @@ pub struct NetworkConfig {
     pub outbox_first_retry_secs: u64,
     pub outbox_max_retry_secs: u64,
     pub outbox_give_up_secs: u64,
+    pub home_replicas: usize,
+    pub home_quorum: usize,
+    pub home_quota_events: u64,
+    pub home_repair_secs: u64,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
         let n = NetSettings::default();
         let o = OutboxSettings::default();
+        let h = HomeSettings::default();
         Self {
             enabled: true,
             listen: vec![format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}")],
@@ -50,6 +55,10 @@ impl Default for NetworkConfig {
             outbox_first_retry_secs: o.first_retry.as_secs(),
             outbox_max_retry_secs: o.max_retry.as_secs(),
             outbox_give_up_secs: o.give_up.as_secs(),
+            home_replicas: h.replicas,
+            home_quorum: h.quorum,
+            home_quota_events: h.quota_events,
+            home_repair_secs: h.repair_every.as_secs(),
         }
     }
 }
@@ -89,6 +98,12 @@ impl NetworkConfig {
             .map(|a| parse_bootstrap(a).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let secs = |s: u64| Duration::from_secs(s.max(1));
+        if self.home_replicas == 0 || self.home_replicas > 20 {
+            bail!("network: home_replicas must be between 1 and 20");
+        }
+        if self.home_quorum == 0 || self.home_quorum > self.home_replicas {
+            bail!("network: home_quorum must be between 1 and home_replicas");
+        }
         Ok(NetSettings {
             listen,
             bootstrap,
@@ -102,6 +117,13 @@ impl NetworkConfig {
                 first_retry: secs(self.outbox_first_retry_secs),
                 max_retry: secs(self.outbox_max_retry_secs),
                 give_up: secs(self.outbox_give_up_secs),
+            },
+            home: HomeSettings {
+                replicas: self.home_replicas,
+                quorum: self.home_quorum,
+                quota_events: self.home_quota_events.max(100),
+                repair_every: secs(self.home_repair_secs.max(10)),
+                ..HomeSettings::default()
             },
             ..NetSettings::default()
         })
@@ -139,6 +161,15 @@ relay_after_secs = {relay_after}
 outbox_first_retry_secs = {first}
 outbox_max_retry_secs = {max}
 outbox_give_up_secs = {give_up}
+# Home sets: besides its own node, each user's events are kept by the reachable nodes
+# closest to the user's key in the DHT, so followers read them and replies reach the
+# user while the user's node is off. How many nodes keep them, how many must have taken
+# an event before the outbox lets it go, how many events of one author this node keeps
+# when it is one of those nodes, and how often it re-checks that role.
+home_replicas = {replicas}
+home_quorum = {quorum}
+home_quota_events = {quota}
+home_repair_secs = {repair}
 "#,
             enabled = d.enabled,
             listen = d.listen[0],
@@ -151,6 +182,10 @@ outbox_give_up_secs = {give_up}
             first = d.outbox_first_retry_secs,
             max = d.outbox_max_retry_secs,
             give_up = d.outbox_give_up_secs,
+            replicas = d.home_replicas,
+            quorum = d.home_quorum,
+            quota = d.home_quota_events,
+            repair = d.home_repair_secs,
         )
     }
 }

@@ -131,6 +131,7 @@ impl Actor {
         if self.swarm.behaviour().kad.mode() != mode {
             info!(?mode, "DHT mode changed");
             self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+            self.routing.send_modify(|n| *n += 1);
         }
         self.addrs.refresh();
     }

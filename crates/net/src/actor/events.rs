@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use super::addrs::{is_circuit, is_unspecified};
 use super::resolve::Found;
 use super::{Actor, Conn};
-use crate::behaviour::{BehaviourEvent, KAD_PROTOCOL};
+use crate::behaviour::{BehaviourEvent, BOOTSTRAP_AGENT, KAD_PROTOCOL};
 use crate::handle::{Inbound, Path};
 use crate::home::{dht_key, HomeRecord};
 use crate::wire::{Inbound as WireInbound, Request, Response};
@@ -158,6 +158,9 @@ impl Actor {
     }
 
     fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        if info.agent_version.starts_with(BOOTSTRAP_AGENT) {
+            self.homes.bootstraps.insert(peer);
+        }
         let kad_server = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
         let relay = info.protocols.iter().any(|p| p.as_ref() == HOP_PROTOCOL);
         if kad_server {
@@ -200,6 +203,13 @@ impl Actor {
                     }
                 }
                 kad::QueryResult::GetRecord(_) => self.resolves.finish(id),
+                kad::QueryResult::GetClosestPeers(result) => {
+                    let peers = match result {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    self.home_set_found(id, peers);
+                }
                 kad::QueryResult::PutRecord(result) => {
                     if let Some(reply) = self.puts.remove(&id) {
                         let _ = reply
@@ -208,6 +218,9 @@ impl Actor {
                 }
                 _ => {}
             },
+            kad::Event::RoutingUpdated {
+                is_new_peer: true, ..
+            } => self.routing.send_modify(|n| *n += 1),
             kad::Event::InboundRequest {
                 request:
                     kad::InboundRequest::PutRecord {

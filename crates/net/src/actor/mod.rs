@@ -9,6 +9,7 @@
 
 mod addrs;
 mod events;
+mod homes;
 mod resolve;
 mod status;
 
@@ -31,6 +32,8 @@ use crate::wire::Response;
 use crate::NetError;
 
 use self::addrs::Addresses;
+use self::homes::HomeLookups;
+pub use self::homes::LocalView;
 use self::resolve::Resolves;
 
 /// How many commands and inbound items may wait.
@@ -55,6 +58,9 @@ pub(crate) struct Actor {
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Delivered, NetError>>>,
     puts: HashMap<kad::QueryId, oneshot::Sender<Result<(), NetError>>>,
     resolves: Resolves,
+    homes: HomeLookups,
+    /// Bumped on routing-table changes (see [`Network::routing_changes`]).
+    routing: watch::Sender<u64>,
     conns: HashMap<ConnectionId, Conn>,
     strikes: Strikes,
     addrs: Addresses,
@@ -95,10 +101,12 @@ pub fn spawn(
     let (tx, commands) = mpsc::channel(CHANNEL);
     let (inbound_tx, inbound_rx) = mpsc::channel(CHANNEL);
     let (advertised_tx, advertised) = watch::channel(Vec::new());
+    let (routing_tx, routing) = watch::channel(0);
     let network = Network {
         tx,
         peer_id: *swarm.local_peer_id(),
         advertised,
+        routing,
     };
     let actor = Actor {
         addrs: Addresses::new(&settings, advertised_tx),
@@ -109,6 +117,8 @@ pub fn spawn(
         requests: HashMap::new(),
         puts: HashMap::new(),
         resolves: Resolves::default(),
+        homes: HomeLookups::default(),
+        routing: routing_tx,
         conns: HashMap::new(),
         strikes: Strikes::default(),
         shutdown,
@@ -168,6 +178,15 @@ impl Actor {
                 let id = self.swarm.behaviour_mut().kad.get_record(key);
                 self.resolves.start(id, author, reply);
             }
+            Command::HomeSet {
+                author,
+                fresh,
+                reply,
+            } => self.home_set(author, fresh, reply),
+            Command::LocalHome { author, reply } => {
+                let _ = reply.send(self.local_home(&author));
+            }
+            Command::ForgetMember { peer } => self.forget_member(&peer),
             Command::PublishHome { record, reply } => self.publish_home(record, reply),
             Command::Strike { peer, reason } => self.strike(peer, &reason),
             Command::Broadcast { json } => self.broadcast(json),

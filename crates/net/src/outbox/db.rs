@@ -2,6 +2,7 @@
 //! store: the outbox, one row per (event, recipient) with its state, attempt count and
 //! next try; and the live subscriptions of followers at this node, so that a restart does
 //! not cut them off until they renew.
+//! The authors this node keeps events of as a home-set member are listed in `held`.
 //! Rows are inserted idempotently, so re-scanning the owner's recent events after a crash
 //! or a lagging bus re-adds nothing already delivered.
 
@@ -20,6 +21,8 @@ pub struct Due {
     pub json: String,
     pub created: u64,
     pub attempts: u32,
+    /// For a home-set row: the members that already took the event.
+    pub acks: Vec<String>,
 }
 
 /// Counts by state, for `starling status`.
@@ -51,11 +54,27 @@ CREATE TABLE IF NOT EXISTS subscribers (
     addrs    TEXT NOT NULL,      -- JSON array of multiaddrs
     expires  INTEGER NOT NULL    -- unix seconds
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held (
+    author   TEXT PRIMARY KEY,   -- hex public key this node keeps events of as a home-set member
+    since    INTEGER NOT NULL    -- unix seconds
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     created_at INTEGER NOT NULL
 );
 ";
+
+/// Adds `outbox.acks` (home-set members that took a row's event, space-separated
+/// PeerIds) to a database made before home sets.
+fn add_acks_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'acks'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN acks TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
+}
 
 /// The outbox table. Calls are short; they run on blocking threads.
 #[derive(Clone)]
@@ -71,6 +90,7 @@ impl OutboxDb {
     pub fn open(path: &Path) -> Result<Self, NetError> {
         let conn = Connection::open(path).map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        add_acks_column(&conn).map_err(db_err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -117,7 +137,7 @@ impl OutboxDb {
     pub async fn due(&self, now: u64, limit: usize) -> Result<Vec<Due>, NetError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT event_id, target, json, created, attempts FROM outbox
+                "SELECT event_id, target, json, created, attempts, acks FROM outbox
                  WHERE state = 0 AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
@@ -127,6 +147,11 @@ impl OutboxDb {
                     json: r.get(2)?,
                     created: r.get::<_, i64>(3)? as u64,
                     attempts: r.get::<_, i64>(4)? as u32,
+                    acks: r
+                        .get::<_, String>(5)?
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect(),
                 })
             })?;
             rows.collect()
@@ -180,6 +205,61 @@ impl OutboxDb {
             )?;
             for ((id, target), at) in rows.iter().zip(next_at) {
                 stmt.execute(params![id, target, at as i64, reason])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records which members took each row's event (home-set rows).
+    pub async fn set_acks(
+        &self,
+        rows: Vec<((String, String), Vec<String>)>,
+    ) -> Result<(), NetError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE outbox SET acks = ?3 WHERE event_id = ?1 AND target = ?2",
+            )?;
+            for ((id, target), acks) in &rows {
+                stmt.execute(params![id, target, acks.join(" ")])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// How many rows for `target` are still pending (any due time).
+    pub async fn pending_for(&self, target: String) -> Result<u64, NetError> {
+        self.with(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 0 AND target = ?1",
+                params![target],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    /// Authors kept as a home-set member.
+    pub async fn held(&self) -> Result<Vec<String>, NetError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT author FROM held")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn set_held(&self, author: String, held: bool, now: u64) -> Result<(), NetError> {
+        self.with(move |c| {
+            if held {
+                c.execute(
+                    "INSERT OR IGNORE INTO held (author, since) VALUES (?1, ?2)",
+                    params![author, now as i64],
+                )?;
+            } else {
+                c.execute("DELETE FROM held WHERE author = ?1", params![author])?;
             }
             Ok(())
         })

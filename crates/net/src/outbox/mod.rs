@@ -1,14 +1,19 @@
-//! The durable outbox: replies, mentions, reactions and reposts by the owner go straight
-//! to the node of every user they tag (`p` tags), found through the DHT, directly or
-//! through a relay. Undelivered ones stay in `outbox.db` and are retried with exponential
-//! backoff for up to seven days (configurable), across restarts.
+//! The durable outbox. Every event of the owner goes to the owner's home set until a
+//! quorum of its members took it (`home`); replies, mentions, reactions and reposts by
+//! the owner also go straight to the node of every user they tag (`p` tags), found through
+//! the DHT, directly or through a relay, and to each such user's home set (their inbox).
+//! Undelivered ones stay in `outbox.db` and are retried with exponential backoff for up to
+//! seven days (configurable), across restarts.
 //!
 //! The task watches the bus for the owner's new events; after a restart, or when the bus
 //! outran it, it rescans the owner's recent events from the store (inserts are
 //! idempotent). Lists (kind 3, other replaceable and addressable kinds) tag many people
-//! without addressing them, so they are not sent.
+//! without addressing them, so they go to the owner's home set only.
 
 pub mod db;
+mod home;
+
+pub use home::{home_target, HOME_PREFIX};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,11 +23,12 @@ use starling_core::EventBus;
 use starling_proto::{Event, Filter, KindClass, PublicKey, Timestamp};
 use starling_store::EventStore;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::OutboxSettings;
+use crate::config::{HomeSettings, OutboxSettings};
 use crate::handle::Network;
 use crate::policy::tagged_pubkeys;
 use crate::wire::{Request, RequestBody, ResponseBody};
@@ -68,6 +74,9 @@ pub struct OutboxTask {
     pub bus: EventBus,
     pub owner: PublicKey,
     pub settings: OutboxSettings,
+    pub home: HomeSettings,
+    /// Wakes the task when new rows are queued, so they go out at once.
+    pub wake: Arc<Notify>,
 }
 
 impl OutboxTask {
@@ -96,9 +105,12 @@ impl OutboxTask {
                 Some(done) = sending.join_next(), if !sending.is_empty() => {
                     if let Ok(target) = done {
                         busy.remove(&target);
+                        // Rows that came in while this target was busy go out now.
+                        this.clone().start_due(&mut sending, &mut busy).await;
                     }
                 }
                 _ = tick.tick() => this.clone().start_due(&mut sending, &mut busy).await,
+                _ = this.wake.notified() => this.clone().start_due(&mut sending, &mut busy).await,
                 // The cursor moves in the background: a crash loses at most a few seconds
                 // of it, and the rescan overlaps by more than that.
                 _ = cursor_tick.tick(), if seen_max > 0 => {
@@ -119,7 +131,14 @@ impl OutboxTask {
     }
 
     async fn enqueue(&self, event: &Event, json: &str) {
-        let targets: Vec<String> = recipients(event).iter().map(|pk| pk.to_hex()).collect();
+        let mut targets = Vec::new();
+        if KindClass::of(event.kind) != KindClass::Ephemeral {
+            targets.push(home_target(&self.owner));
+        }
+        for pk in recipients(event) {
+            targets.push(pk.to_hex());
+            targets.push(home_target(&pk));
+        }
         if !targets.is_empty() {
             match self
                 .db
@@ -127,7 +146,10 @@ impl OutboxTask {
                 .await
             {
                 Ok(0) => {}
-                Ok(n) => debug!(id = %event.id, recipients = n, "queued for delivery"),
+                Ok(n) => {
+                    debug!(id = %event.id, targets = n, "queued for delivery");
+                    self.wake.notify_one();
+                }
                 Err(e) => warn!(id = %event.id, error = %e, "cannot queue an event for delivery"),
             }
         }
@@ -188,6 +210,9 @@ impl OutboxTask {
     /// One push of `rows` to `target`'s node; each row is then delivered, rescheduled or
     /// given up.
     async fn deliver(&self, target: &str, rows: Vec<db::Due>) {
+        if let Some(user) = target.strip_prefix(HOME_PREFIX) {
+            return self.deliver_home(user, rows).await;
+        }
         let result = self.push(target, &rows).await;
         let results = match result {
             Ok(results) => results,

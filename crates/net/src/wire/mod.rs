@@ -66,6 +66,9 @@ pub enum RequestBody {
     Unsubscribe { authors: Vec<String> },
     /// Stored events matching NIP-01 filters (each filter its JSON text), newest first.
     Fetch { filters: Vec<String>, limit: u32 },
+    /// "I no longer serve these authors (I left their home set): subscribe elsewhere."
+    /// Sent by a former home-set member to the followers subscribed there.
+    Moved { authors: Vec<String> },
 }
 
 /// The answer to a [`Request`].
@@ -88,6 +91,33 @@ pub enum ResponseBody {
     Subscribed { events: Vec<String>, more: bool },
     /// The request was refused as a whole.
     Refused { reason: String },
+    /// "I do not keep this author's events; these nodes should": the asked author's home
+    /// set as the answering node sees it, closest first.
+    Redirect { members: Vec<WireMember> },
+}
+
+/// A node and the addresses to dial it at, as text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireMember {
+    pub peer: String,
+    pub addrs: Vec<String>,
+}
+
+impl WireMember {
+    pub fn from_member(m: &crate::homeset::Member) -> Self {
+        Self {
+            peer: m.peer.to_string(),
+            addrs: m.addrs.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// The member, if its PeerId parses (unparseable addresses are skipped).
+    pub fn to_member(&self) -> Option<crate::homeset::Member> {
+        Some(crate::homeset::Member {
+            peer: self.peer.parse().ok()?,
+            addrs: self.addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+        })
+    }
 }
 
 impl Request {
@@ -110,7 +140,9 @@ impl Request {
                 authors.len().max(addrs.len()),
                 limits.items,
             ),
-            RequestBody::Unsubscribe { authors } => ("authors", authors.len(), limits.items),
+            RequestBody::Unsubscribe { authors } | RequestBody::Moved { authors } => {
+                ("authors", authors.len(), limits.items)
+            }
             RequestBody::Fetch { filters, .. } => ("filters", filters.len(), limits.items),
         };
         if n > max {
@@ -126,6 +158,7 @@ impl Request {
             RequestBody::Subscribe { .. } => "subscribe",
             RequestBody::Unsubscribe { .. } => "unsubscribe",
             RequestBody::Fetch { .. } => "fetch",
+            RequestBody::Moved { .. } => "moved",
         }
     }
 }

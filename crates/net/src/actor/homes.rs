@@ -1,0 +1,143 @@
+//! Home-set lookups inside the actor: a network lookup (Kademlia's closest-peers query
+//! on the user's key) with a short cache and one query per user at a time, and the local
+//! view (this node's routing table only) used to decide membership and to answer
+//! redirects without a network round trip. Bootstrap nodes (they store nothing) are never
+//! candidates; this node is one when it is a DHT server.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use libp2p::kad::{self, QueryId};
+use libp2p::PeerId;
+use starling_proto::PublicKey;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use super::Actor;
+use crate::home::dht_key;
+use crate::homeset::{closest, rank, HomeSet, Member};
+use crate::NetError;
+
+pub(crate) type HomeReply = oneshot::Sender<Result<HomeSet, NetError>>;
+
+/// Lookups in flight and recent answers.
+#[derive(Default)]
+pub(super) struct HomeLookups {
+    pending: HashMap<QueryId, (PublicKey, Vec<HomeReply>)>,
+    by_author: HashMap<PublicKey, QueryId>,
+    cache: HashMap<PublicKey, (Instant, HomeSet)>,
+    /// Peers identified as bootstrap nodes.
+    pub bootstraps: HashSet<PeerId>,
+}
+
+/// What this node's routing table says about a user's home set.
+#[derive(Debug, Clone)]
+pub struct LocalView {
+    /// The closest candidates this node knows (itself included when it is one).
+    pub set: HomeSet,
+    /// How many known candidates are closer to the user's key than this node; `None` when
+    /// this node is no candidate (a DHT client or a bootstrap node).
+    pub rank: Option<usize>,
+}
+
+impl Actor {
+    fn is_candidate_self(&self) -> bool {
+        self.settings.full_node && self.swarm.behaviour().kad.mode() == kad::Mode::Server
+    }
+
+    fn self_member(&self) -> Member {
+        Member {
+            peer: *self.swarm.local_peer_id(),
+            addrs: self.addrs.advertised_now(),
+        }
+    }
+
+    /// Starts (or joins) a network lookup of `author`'s home set.
+    pub(super) fn home_set(&mut self, author: PublicKey, fresh: bool, reply: HomeReply) {
+        let ttl = self.settings.home.cache_ttl;
+        if !fresh {
+            if let Some((at, set)) = self.homes.cache.get(&author) {
+                if at.elapsed() < ttl {
+                    let _ = reply.send(Ok(set.clone()));
+                    return;
+                }
+            }
+        }
+        if let Some(id) = self.homes.by_author.get(&author) {
+            if let Some((_, replies)) = self.homes.pending.get_mut(id) {
+                replies.push(reply);
+                return;
+            }
+        }
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_closest_peers(dht_key(&author));
+        self.homes.by_author.insert(author, id);
+        self.homes.pending.insert(id, (author, vec![reply]));
+    }
+
+    /// A closest-peers query ended with these peers (also on timeout: the best found).
+    pub(super) fn home_set_found(&mut self, id: QueryId, peers: Vec<kad::PeerInfo>) -> bool {
+        let Some((author, replies)) = self.homes.pending.remove(&id) else {
+            return false;
+        };
+        self.homes.by_author.remove(&author);
+        let mut candidates: Vec<Member> = peers
+            .into_iter()
+            .filter(|p| !self.homes.bootstraps.contains(&p.peer_id))
+            .map(|p| Member {
+                peer: p.peer_id,
+                addrs: p.addrs,
+            })
+            .collect();
+        if self.is_candidate_self() {
+            candidates.push(self.self_member());
+        }
+        let set = closest(&author, candidates, self.settings.home.replicas);
+        debug!(%author, members = set.members.len(), "home set looked up");
+        let answer = if set.members.is_empty() {
+            Err(NetError::NoHomeSet(author.to_hex()))
+        } else {
+            self.homes
+                .cache
+                .insert(author, (Instant::now(), set.clone()));
+            Ok(set)
+        };
+        for reply in replies {
+            let _ = reply.send(answer.clone());
+        }
+        true
+    }
+
+    /// `author`'s home set as this node's routing table sees it.
+    pub(super) fn local_home(&mut self, author: &PublicKey) -> LocalView {
+        let me = *self.swarm.local_peer_id();
+        let mut candidates: Vec<Member> = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                candidates.push(Member {
+                    peer: *entry.node.key.preimage(),
+                    addrs: entry.node.value.iter().cloned().collect(),
+                });
+            }
+        }
+        candidates.retain(|m| !self.homes.bootstraps.contains(&m.peer));
+        let rank = self
+            .is_candidate_self()
+            .then(|| rank(author, &me, candidates.iter().map(|m| m.peer)));
+        if rank.is_some() {
+            candidates.push(self.self_member());
+        }
+        LocalView {
+            set: closest(author, candidates, self.settings.home.replicas),
+            rank,
+        }
+    }
+
+    /// Forgets cached home sets that name `peer` (it went away or refused).
+    pub(super) fn forget_member(&mut self, peer: &PeerId) {
+        self.homes.cache.retain(|_, (_, set)| !set.contains(peer));
+    }
+}
