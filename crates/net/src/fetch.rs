@@ -1,9 +1,9 @@
 //! Fetching authors the node has never seen: a REQ (or REST `/req`) naming an author the
-//! store holds nothing of makes the node ask the author's home set (closest member first)
-//! and, when no member has anything, the author's own node (found through its home
-//! record) for the author's profile, follow list and recent posts, which then enter the
-//! store through the ingest path and reach open subscriptions live. The author's node
-//! need not be up.
+//! store holds nothing of makes the node ask the primary of the author's home set and the
+//! author's own node (found through its home record) at once, and the other members when
+//! neither answered, for the author's profile, follow list and recent posts, which then
+//! enter the store through the ingest path and reach open subscriptions live. The
+//! author's node need not be up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -89,38 +89,38 @@ impl Fetcher {
 
     async fn fetch_one(&self, pk: PublicKey) -> usize {
         let me = self.net.peer_id();
-        let mut candidates: Vec<Member> = match self.net.home_set(pk, false).await {
+        let (set, home) = tokio::join!(self.net.home_set(pk, false), self.net.resolve(pk));
+        let members: Vec<Member> = match set {
             Ok(set) => set.members.into_iter().filter(|m| m.peer != me).collect(),
             Err(e) => {
                 debug!(author = %pk, error = %e, "no home set for an unknown author");
                 Vec::new()
             }
         };
-        let mut resolved = false;
-        let mut events = Vec::new();
-        while events.is_empty() {
-            let member = match take_first(&mut candidates) {
-                Some(m) => m,
-                None if !resolved => {
-                    resolved = true;
-                    match self.net.resolve(pk).await {
-                        Ok(Some(home)) if home.peer != me => {
-                            candidates.push(Member {
-                                peer: home.peer,
-                                addrs: home.addrs,
-                            });
-                            continue;
-                        }
-                        Ok(_) => break,
-                        Err(e) => {
-                            debug!(author = %pk, error = %e, "cannot look up an unknown author");
-                            break;
-                        }
-                    }
-                }
-                None => break,
-            };
-            events = self.ask(pk, &member).await;
+        let own = match home {
+            Ok(Some(h)) if h.peer != me => Some(Member {
+                peer: h.peer,
+                addrs: h.addrs,
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                debug!(author = %pk, error = %e, "cannot look up an unknown author");
+                None
+            }
+        };
+        // The primary and the author's node at once: a member may lag a moment behind
+        // the author, and the author's node may be off.
+        let mut first: Vec<Member> = members.first().cloned().into_iter().collect();
+        if let Some(own) = own.filter(|o| !first.iter().any(|m| m.peer == o.peer)) {
+            first.push(own);
+        }
+        let answers = join_all(first.iter().map(|m| self.ask(pk, m))).await;
+        let mut events: Vec<String> = answers.concat();
+        for member in members.iter().skip(1) {
+            if !events.is_empty() {
+                break;
+            }
+            events = self.ask(pk, member).await;
         }
         let stored = ingest_by_author(&self.ingest, &events, pk).await;
         info!(author = %pk, stored, "fetched an unknown author");
@@ -159,8 +159,4 @@ impl Fetcher {
             }
         }
     }
-}
-
-fn take_first(v: &mut Vec<Member>) -> Option<Member> {
-    (!v.is_empty()).then(|| v.remove(0))
 }

@@ -55,8 +55,9 @@ struct Author {
     state: State,
     /// The author's node whose connection is kept open for pushes.
     kept: Option<PeerId>,
-    /// The node that served the last subscription: asked first on renewal.
-    last: Option<Member>,
+    /// The node that served the last subscription (and whether it is the author's own):
+    /// asked first on renewal.
+    last: Option<(Member, bool)>,
     backoff: Duration,
     next_try: Instant,
 }
@@ -74,7 +75,9 @@ pub struct FollowTask {
     pub moved: mpsc::Receiver<(PeerId, Vec<PublicKey>)>,
 }
 
-type Outcome = (PublicKey, Result<(Member, usize), NetError>);
+/// A successful attempt: the serving node, events caught up, and whether the node is the
+/// author's own (no home-set member took the subscription).
+type Outcome = (PublicKey, Result<(Member, usize, bool), NetError>);
 
 impl FollowTask {
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -216,16 +219,20 @@ fn on_outcome(
     let mut changes = Vec::new();
     let now = Instant::now();
     match result {
-        Ok((member, caught_up)) => {
+        Ok((member, caught_up, own_node)) => {
             let peer = member.peer;
             if !matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) || caught_up > 0 {
-                info!(author = %pk, %peer, caught_up, "subscribed");
+                if own_node {
+                    info!(author = %pk, %peer, caught_up, "subscribed at the author's node");
+                } else {
+                    info!(author = %pk, %peer, caught_up, "subscribed at a home-set member");
+                }
             }
             a.state = State::Subscribed {
                 peer,
                 renew_at: now + lease / 2,
             };
-            a.last = Some(member);
+            a.last = Some((member, own_node));
             a.backoff = FIRST_BACKOFF;
             if a.kept != Some(peer) {
                 changes.extend(a.kept.map(|old| (old, false)));
@@ -256,9 +263,10 @@ struct Attempt {
 
 impl Attempt {
     /// Tries the candidates in order until one takes the subscription.
-    async fn run(self, last: Option<Member>) -> Result<(Member, usize), NetError> {
+    async fn run(self, last: Option<(Member, bool)>) -> Result<(Member, usize, bool), NetError> {
         let me = self.net.peer_id();
-        let mut queue: Vec<Member> = last.into_iter().collect();
+        let mut own_node = last.as_ref().and_then(|(m, own)| own.then_some(m.peer));
+        let mut queue: Vec<Member> = last.into_iter().map(|(m, _)| m).collect();
         let fresh = queue.is_empty();
         match self.net.home_set(self.author, fresh).await {
             Ok(set) => queue.extend(set.members),
@@ -276,6 +284,7 @@ impl Attempt {
                     resolved = true;
                     match self.net.resolve(self.author).await {
                         Ok(Some(h)) => {
+                            own_node = Some(h.peer);
                             queue.push(Member {
                                 peer: h.peer,
                                 addrs: h.addrs,
@@ -293,7 +302,10 @@ impl Attempt {
             }
             tried.insert(member.peer);
             match self.subscribe(&member).await {
-                Ok(Ok(n)) => return Ok((member, n)),
+                Ok(Ok(n)) => {
+                    let own = own_node == Some(member.peer);
+                    return Ok((member, n, own));
+                }
                 Ok(Err(redirect)) => {
                     debug!(author = %self.author, peer = %member.peer, "redirected");
                     queue.extend(redirect.into_iter().filter(|m| !tried.contains(&m.peer)));
