@@ -33,14 +33,18 @@ impl Policy {
 
     /// Whether a peer may push `event` to this node.
     pub fn may_push(&self, event: &Event) -> Result<(), String> {
-        if event.pubkey == self.owner
-            || self.follows.borrow().contains(&event.pubkey)
-            || tags_owner(event, &self.owner)
-        {
+        if self.allows(&event.pubkey, tagged_pubkeys(event)) {
             Ok(())
         } else {
             Err("this node takes only events of authors its owner follows or events addressed to its owner".into())
         }
+    }
+
+    /// The rule behind [`Policy::may_push`], on an event's author and `p`-tagged keys.
+    pub fn allows(&self, author: &PublicKey, mut tagged: impl Iterator<Item = PublicKey>) -> bool {
+        *author == self.owner
+            || self.follows.borrow().contains(author)
+            || tagged.any(|pk| pk == self.owner)
     }
 }
 
@@ -51,7 +55,14 @@ pub fn tags_owner(event: &Event, owner: &PublicKey) -> bool {
 
 /// The public keys named by `event`'s `p` tags (malformed ones skipped).
 pub fn tagged_pubkeys(event: &Event) -> impl Iterator<Item = PublicKey> + '_ {
-    event.tags.iter().filter_map(|tag| match tag.as_slice() {
+    p_tag_keys(event.tags.iter().map(|tag| tag.as_slice()))
+}
+
+/// The public keys named by the `p` tags among `tags` (malformed ones skipped).
+pub fn p_tag_keys<'a, I: IntoIterator<Item = &'a [String]>>(
+    tags: I,
+) -> impl Iterator<Item = PublicKey> + use<'a, I> {
+    tags.into_iter().filter_map(|tag| match tag {
         [name, value, ..] if name == "p" => PublicKey::from_hex(value).ok(),
         _ => None,
     })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
 use starling_core::{Ingest, IngestError, Origin};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use starling_proto::{Filter, PublicKey, Timestamp};
 use starling_store::EventStore;
@@ -23,8 +23,8 @@ use crate::handle::{Inbound, Network};
 use crate::held::Holdings;
 use crate::keep_alive::Reason;
 use crate::outbox::OutboxDb;
-use crate::policy::tagged_pubkeys;
 use crate::policy::Policy;
+use crate::policy::{p_tag_keys, tagged_pubkeys};
 use crate::subscribers::{self, Subscribers};
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits, WireMember};
 
@@ -173,9 +173,11 @@ impl Service {
     async fn on_push(&self, peer: PeerId, events: Vec<String>) -> Response {
         let mut results = Vec::with_capacity(events.len());
         let mut invalid = 0;
+        // Quota answers per author, asked once per push.
+        let mut quota = HashMap::new();
         for json in &events {
             let policy = &self.policy;
-            let kept = self.kept_keys(json).await;
+            let kept = self.kept_keys(json, &mut quota).await;
             let result = self
                 .ingest
                 .submit_checked(json, Origin::Network, |e| {
@@ -255,8 +257,12 @@ impl Service {
 
     /// Which of the keys an event names (author, `p` tags) this node takes events for as
     /// a home-set member: the author while under quota, any tagged user (their inbox).
-    /// Asked only of events the owner's own policy would refuse.
-    async fn kept_keys(&self, json: &str) -> HashSet<PublicKey> {
+    /// Empty when the owner's own policy takes the event anyway.
+    async fn kept_keys(
+        &self,
+        json: &str,
+        quota: &mut HashMap<PublicKey, bool>,
+    ) -> HashSet<PublicKey> {
         let mut kept = HashSet::new();
         let Ok(peek) = serde_json::from_str::<Peek>(json) else {
             return kept;
@@ -264,17 +270,24 @@ impl Service {
         let Ok(author) = PublicKey::from_hex(&peek.pubkey) else {
             return kept;
         };
-        if author == self.policy.owner() {
+        let tagged = || p_tag_keys(peek.tags.iter().map(Vec::as_slice));
+        if self.policy.allows(&author, tagged()) {
             return kept;
         }
-        if self.holdings.accepts(&author, true).await && self.holdings.within_quota(&author).await {
-            kept.insert(author);
+        if self.holdings.accepts(&author, true).await {
+            let under = match quota.get(&author) {
+                Some(&under) => under,
+                None => {
+                    let under = self.holdings.within_quota(&author).await;
+                    quota.insert(author, under);
+                    under
+                }
+            };
+            if under {
+                kept.insert(author);
+            }
         }
-        let tagged = peek.tags.iter().filter_map(|t| match t.as_slice() {
-            [name, value, ..] if name == "p" => PublicKey::from_hex(value).ok(),
-            _ => None,
-        });
-        for pk in tagged.take(MAX_INBOX_TAGS) {
+        for pk in tagged().take(MAX_INBOX_TAGS) {
             if !kept.contains(&pk) && self.holdings.accepts(&pk, true).await {
                 kept.insert(pk);
             }
