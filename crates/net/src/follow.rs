@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::event_times;
 use crate::handle::Network;
 use crate::homeset::Member;
 use crate::keep_alive::Reason;
@@ -353,7 +354,7 @@ impl Attempt {
             _ => return Err(NetError::Protocol),
         };
         let mut stored = ingest_by_author(&self.ingest, &events, self.author).await;
-        let mut oldest = oldest_created_at(&events);
+        let mut oldest = event_times::oldest(&events);
         let mut pages = 0;
         while more && pages < MAX_PAGES {
             pages += 1;
@@ -375,7 +376,7 @@ impl Attempt {
                 break;
             };
             stored += ingest_by_author(&self.ingest, &events, self.author).await;
-            let next = oldest_created_at(&events);
+            let next = event_times::oldest(&events);
             if next.is_none() || next == oldest {
                 break;
             }
@@ -386,24 +387,6 @@ impl Attempt {
     }
 
     async fn newest_held(&self) -> u64 {
-        let filter = Filter::new().author(self.author).limit(1);
-        match self.store.query(vec![filter]).await {
-            Ok(events) => events.first().map_or(0, |e| e.created_at.as_secs()),
-            Err(_) => 0,
-        }
+        event_times::newest_stored(self.store.as_ref(), Filter::new().author(self.author)).await
     }
-}
-
-fn oldest_created_at(events: &[String]) -> Option<Timestamp> {
-    events
-        .iter()
-        .filter_map(|j| serde_json::from_str::<CreatedAt>(j).ok())
-        .map(|c| c.created_at)
-        .min()
-        .map(Timestamp::from)
-}
-
-#[derive(serde::Deserialize)]
-struct CreatedAt {
-    created_at: u64,
 }

@@ -8,15 +8,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use starling_core::{Ingest, Origin};
+use starling_core::Ingest;
 use starling_proto::{Filter, PublicKey, Timestamp};
 use starling_store::EventStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::event_times;
 use crate::handle::Network;
 use crate::homeset::Member;
-use crate::policy::tags_owner;
+use crate::policy::{ingest_answer, tags_owner};
 use crate::wire::{Request, RequestBody, ResponseBody};
 
 /// First try after start, and the retry delay until a home set is found.
@@ -110,28 +111,15 @@ impl InboxTask {
                     return None;
                 }
             };
-            let mut oldest = None::<Timestamp>;
-            for json in &events {
-                let owner = self.owner;
-                let result = self
-                    .ingest
-                    .submit_checked(json, Origin::Network, |e| {
-                        if tags_owner(e, &owner) {
-                            Ok(())
-                        } else {
-                            Err("does not tag this node's owner".into())
-                        }
-                    })
-                    .await;
-                if let Ok(ack) = result {
-                    if !ack.duplicate {
-                        stored += 1;
-                    }
+            stored += ingest_answer(&self.ingest, &events, |e| {
+                if tags_owner(e, &self.owner) {
+                    Ok(())
+                } else {
+                    Err("does not tag this node's owner".into())
                 }
-                if let Some(t) = created_at(json) {
-                    oldest = Some(oldest.map_or(t, |o| o.min(t)));
-                }
-            }
+            })
+            .await;
+            let oldest = event_times::oldest(&events);
             if !more || oldest.is_none() || oldest == until {
                 break;
             }
@@ -141,20 +129,6 @@ impl InboxTask {
     }
 
     async fn newest_held(&self) -> u64 {
-        let filter = Filter::new().pubkey(self.owner).limit(1);
-        match self.store.query(vec![filter]).await {
-            Ok(events) => events.first().map_or(0, |e| e.created_at.as_secs()),
-            Err(_) => 0,
-        }
+        event_times::newest_stored(self.store.as_ref(), Filter::new().pubkey(self.owner)).await
     }
-}
-
-fn created_at(json: &str) -> Option<Timestamp> {
-    #[derive(serde::Deserialize)]
-    struct CreatedAt {
-        created_at: u64,
-    }
-    serde_json::from_str::<CreatedAt>(json)
-        .ok()
-        .map(|c| Timestamp::from(c.created_at))
 }

@@ -71,17 +71,26 @@ pub fn p_tag_keys<'a, I: IntoIterator<Item = &'a [String]>>(
 /// Ingests events a peer sent in answer to a request for `author`'s events, refusing any
 /// by someone else. Returns how many were newly stored.
 pub async fn ingest_by_author(ingest: &Ingest, events: &[String], author: PublicKey) -> usize {
+    ingest_answer(ingest, events, |e| {
+        if e.pubkey == author {
+            Ok(())
+        } else {
+            Err("not by the author asked for".into())
+        }
+    })
+    .await
+}
+
+/// Ingests events a peer sent in answer to a request, each first passing `check` (what was
+/// asked for). Returns how many were newly stored.
+pub async fn ingest_answer(
+    ingest: &Ingest,
+    events: &[String],
+    check: impl Fn(&Event) -> Result<(), String>,
+) -> usize {
     let mut stored = 0;
     for json in events {
-        let result = ingest
-            .submit_checked(json, Origin::Network, |e| {
-                if e.pubkey == author {
-                    Ok(())
-                } else {
-                    Err("not by the author asked for".into())
-                }
-            })
-            .await;
+        let result = ingest.submit_checked(json, Origin::Network, &check).await;
         if matches!(result, Ok(ack) if !ack.duplicate) {
             stored += 1;
         }
