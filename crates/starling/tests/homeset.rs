@@ -50,6 +50,12 @@ async fn home_sets_keep_posts_and_inboxes_while_owners_are_away() {
         .await
         .unwrap_or_else(|| panic!("A's post never reached F\n{}", nodes[f].log_tail()));
     assert_eq!(got["id"], first["id"]);
+    // F's subscription is at a member of A's home set, never at A's own node.
+    assert_eq!(
+        nodes[a].status()["network"]["subscribers"].as_u64(),
+        Some(0),
+        "F subscribed at A's own node instead of A's home set"
+    );
     let second = nodes[a].cli_json(&["post", "second, posted right before the node stops"]);
     assert!(
         eventually(Duration::from_secs(30), || outbox_empty(&nodes[a].status())).await,
@@ -71,9 +77,12 @@ async fn home_sets_keep_posts_and_inboxes_while_owners_are_away() {
     // outside A's home set, so it cannot have had them as a member.
     let members = home_set_of(&nodes[f], &nodes[a].npub);
     assert!(!members.is_empty(), "whereis shows no home set for A");
-    let g = (1..NODES)
+    let g = (0..NODES)
         .find(|&i| ![a, f, s, t].contains(&i) && !members.contains(&peer_of(&nodes[i])))
-        .expect("a node outside A's home set");
+        .unwrap_or_else(|| {
+            let peers: Vec<String> = nodes.iter().map(peer_of).collect();
+            panic!("no node outside A's home set {members:?} (nodes {peers:?})")
+        });
     let started = Instant::now();
     nodes[g].cli(&["follow", &nodes[a].npub]);
     let mut at_g = RelayClient::connect(&nodes[g].api).await;

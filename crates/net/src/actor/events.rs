@@ -193,6 +193,13 @@ impl Actor {
                 id, result, step, ..
             } => match result {
                 kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
+                    self.learn_from_record(&found.record.value);
+                    if self.is_home_record_query(&id) {
+                        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            query.finish();
+                        }
+                        return;
+                    }
                     if let Found::Invalid(reason) = self.resolves.found(id, &found.record.value) {
                         if let Some(peer) = found.peer {
                             self.strike(peer, &format!("served a bad home record: {reason}"));
@@ -201,6 +208,9 @@ impl Actor {
                     if step.last {
                         self.resolves.finish(id);
                     }
+                }
+                kad::QueryResult::GetRecord(_) if self.is_home_record_query(&id) => {
+                    self.home_record_done(id)
                 }
                 kad::QueryResult::GetRecord(_) => self.resolves.finish(id),
                 kad::QueryResult::GetClosestPeers(result) => {
@@ -233,6 +243,16 @@ impl Actor {
         }
     }
 
+    /// Notes the user's own node from a home record found in the DHT, if it is valid.
+    fn learn_from_record(&mut self, value: &[u8]) {
+        if let Some(home) = std::str::from_utf8(value)
+            .ok()
+            .and_then(|json| HomeRecord::from_json(json, None).ok())
+        {
+            self.learn_node(home.author, home.peer);
+        }
+    }
+
     /// A peer asks us to store a record: only valid home records, under their own key,
     /// and never older than the one we hold.
     fn on_inbound_record(&mut self, source: PeerId, record: kad::Record) {
@@ -254,6 +274,7 @@ impl Actor {
                 return;
             }
         };
+        self.learn_node(home.author, home.peer);
         let store = self.swarm.behaviour_mut().kad.store_mut();
         let newer_held = store.get(&record.key).is_some_and(|held| {
             std::str::from_utf8(&held.value)

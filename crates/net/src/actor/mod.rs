@@ -218,6 +218,7 @@ impl Actor {
         record: crate::home::HomeRecord,
         reply: oneshot::Sender<Result<(), NetError>>,
     ) {
+        self.learn_node(record.author, *self.swarm.local_peer_id());
         let mut kad_record = kad::Record::new(
             kad::RecordKey::new(&dht_key(&record.author)),
             record.json.into_bytes(),
