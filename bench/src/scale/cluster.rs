@@ -11,7 +11,8 @@ use starling_proto::{EventBuilder, Keys, Kind, Tag};
 use tokio::task::JoinSet;
 
 use crate::scale::graph::Graph;
-use crate::scale::node::{NodeConfig, SimNode};
+use starling_net::sim::SimNode;
+use starling_net::NetSettings;
 
 /// How often setup progress is polled, and printed.
 const POLL: Duration = Duration::from_millis(500);
@@ -81,14 +82,16 @@ impl Cluster {
             if Instant::now() > deadline {
                 bail!("only {i} of {n} nodes started before the setup deadline");
             }
-            let node = SimNode::start(NodeConfig {
-                dir: &dir.path().join(format!("node{i}")),
-                listen: format!("/memory/{}", base + i as u64).parse()?,
-                bootstrap: boot.clone(),
+            let settings = NetSettings {
+                listen: vec![format!("/memory/{}", base + i as u64).parse()?],
+                bootstrap: boot.clone().into_iter().collect(),
+                // Memory addresses cannot be checked by AutoNAT: take them as reachable.
+                public: true,
                 broadcast,
-                keys: Keys::generate(),
-            })
-            .await?;
+                ..NetSettings::default()
+            };
+            let dir = dir.path().join(format!("node{i}"));
+            let node = SimNode::start(&dir, Keys::generate(), settings).await?;
             if i == 0 {
                 boot = Some(node.addr().await?);
             }
@@ -134,7 +137,8 @@ impl Cluster {
                 .iter()
                 .map(|&a| Tag::public_key(self.nodes[a].keys.public_key()));
             node.publish(EventBuilder::new(Kind::ContactList, "").tags(tags))
-                .await?;
+                .await
+                .map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }

@@ -12,7 +12,6 @@ pub mod cli;
 pub mod cluster;
 pub mod figures;
 pub mod graph;
-pub mod node;
 pub mod posting;
 pub mod report;
 pub mod run;

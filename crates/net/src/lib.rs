@@ -13,6 +13,7 @@
 //!   the durable outbox for replies/mentions/reactions, fetching unknown authors,
 //!   broadcast mode, keeping the home record published).
 //! - [`node`]: wires all of it to a node's store and bus; the binary calls only this.
+//! - [`sim`]: a whole node in one process (store, core, network) for benchmarks and tests.
 
 pub mod actor;
 pub mod behaviour;
@@ -33,6 +34,7 @@ pub mod outbox;
 pub mod policy;
 pub mod repair;
 pub mod service;
+pub mod sim;
 pub mod strikes;
 pub mod subscribers;
 pub mod traffic;
@@ -74,6 +76,8 @@ pub enum NetError {
     NoHome(String),
     #[error("no home set found for {0}: no reachable node is known yet")]
     NoHomeSet(String),
+    #[error("event store: {0}")]
+    Store(String),
     #[error("outbox database: {0}")]
     Outbox(String),
 }
