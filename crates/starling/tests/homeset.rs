@@ -86,16 +86,14 @@ async fn home_sets_keep_posts_and_inboxes_while_owners_are_away() {
     let started = Instant::now();
     nodes[g].cli(&["follow", &nodes[a].npub]);
     let mut at_g = RelayClient::connect(&nodes[g].api).await;
-    let mut seen = Vec::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        seen = at_g
-            .req("g", json!({"authors": [nodes[a].hex], "kinds": [1]}))
-            .await;
-        if seen.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let seen = at_g
+        .req_until(
+            "g",
+            json!({"authors": [nodes[a].hex], "kinds": [1]}),
+            2,
+            Duration::from_secs(60),
+        )
+        .await;
     let ids: Vec<&Value> = seen.iter().map(|e| &e["id"]).collect();
     assert!(
         ids.contains(&&first["id"]) && ids.contains(&&second["id"]),
@@ -136,20 +134,16 @@ async fn home_sets_keep_posts_and_inboxes_while_owners_are_away() {
     nodes[t].restart();
     let started = Instant::now();
     let mut at_t = RelayClient::connect(&nodes[t].api).await;
-    let mut arrived = false;
-    while started.elapsed() < Duration::from_secs(60) {
-        if !at_t
-            .req("r", json!({"ids": [reply["id"]]}))
-            .await
-            .is_empty()
-        {
-            arrived = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let arrived = at_t
+        .req_until(
+            "r",
+            json!({"ids": [reply["id"]]}),
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
     assert!(
-        arrived,
+        !arrived.is_empty(),
         "T never got the reply sent while it was away\n{}",
         nodes[t].log_tail()
     );

@@ -101,15 +101,14 @@ async fn reply_reaches_author(nodes: &[TestNode], b: usize, c: usize) -> String 
     let reply = nc.cli_json(&["reply", &id, "I like it"]);
     let reply_id = reply["id"].as_str().unwrap().to_string();
     let mut at_b = RelayClient::connect(&nb.api).await;
-    let mut arrived = false;
-    for _ in 0..50 {
-        if !at_b.req("r", json!({"ids": [reply_id]})).await.is_empty() {
-            arrived = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(arrived, "C's reply never reached B\n{}", nc.log_tail());
+    let arrived = at_b
+        .req_until("r", json!({"ids": [reply_id]}), 1, Duration::from_secs(10))
+        .await;
+    assert!(
+        !arrived.is_empty(),
+        "C's reply never reached B\n{}",
+        nc.log_tail()
+    );
     id
 }
 
@@ -130,16 +129,11 @@ async fn reply_waits_for_offline_author(nodes: &mut [TestNode], b: usize, c: usi
     nodes[b].restart();
     let started = Instant::now();
     let mut at_b = RelayClient::connect(&nodes[b].api).await;
-    let mut arrived = false;
-    while started.elapsed() < Duration::from_secs(90) {
-        if !at_b.req("r", json!({"ids": [reply_id]})).await.is_empty() {
-            arrived = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let arrived = at_b
+        .req_until("r", json!({"ids": [reply_id]}), 1, Duration::from_secs(90))
+        .await;
     assert!(
-        arrived,
+        !arrived.is_empty(),
         "the reply sent while B was offline never arrived\n{}",
         nodes[c].log_tail()
     );
@@ -179,20 +173,16 @@ async fn follower_catches_up(nodes: &mut [TestNode], a: usize, b: usize) {
     let post = nodes[b].cli_json(&["post", "posted while A was away"]);
     nodes[a].restart();
     let mut client = RelayClient::connect(&nodes[a].api).await;
-    let mut caught_up = false;
-    for _ in 0..150 {
-        if !client
-            .req("c", json!({"ids": [post["id"]]}))
-            .await
-            .is_empty()
-        {
-            caught_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let caught_up = client
+        .req_until(
+            "c",
+            json!({"ids": [post["id"]]}),
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
     assert!(
-        caught_up,
+        !caught_up.is_empty(),
         "A never caught up with B's post\n{}",
         nodes[a].log_tail()
     );

@@ -250,6 +250,25 @@ impl RelayClient {
         }
     }
 
+    /// Repeats the REQ every 200 ms until it returns at least `n` events or `limit`
+    /// passes; returns the last answer.
+    pub async fn req_until(
+        &mut self,
+        sub: &str,
+        filter: Value,
+        n: usize,
+        limit: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let events = self.req(sub, filter.clone()).await;
+            if events.len() >= n || Instant::now() >= deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The next EVENT on `sub` within `limit`.
     pub async fn next_event(&mut self, sub: &str, limit: Duration) -> Option<Value> {
         let deadline = Instant::now() + limit;
