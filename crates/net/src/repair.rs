@@ -70,7 +70,8 @@ impl RepairTask {
     async fn round(&self, known: &mut HashMap<PublicKey, HashSet<PeerId>>) {
         let me = self.net.peer_id();
         let authors = self.holdings.authors();
-        known.retain(|a, _| authors.contains(a));
+        let held: HashSet<&PublicKey> = authors.iter().collect();
+        known.retain(|a, _| held.contains(a));
         for author in authors {
             let set = match self.net.home_set(author, true).await {
                 Ok(set) => set,

@@ -69,7 +69,8 @@ impl OutboxTask {
             }
         }
         let answers = join_all(pushes).await;
-        let mut refused: Vec<(usize, String)> = Vec::new();
+        // Per row: the reason a member refused it as invalid (then it is given up).
+        let mut refused: Vec<Option<String>> = vec![None; rows.len()];
         let mut failure = None;
         for (member, answer) in answers {
             match answer {
@@ -79,7 +80,7 @@ impl OutboxTask {
                             None => {
                                 acks[i].insert(member.peer.to_string());
                             }
-                            Some(r) if r.starts_with("invalid") => refused.push((i, r)),
+                            Some(r) if r.starts_with("invalid") => refused[i] = Some(r),
                             Some(r) => {
                                 debug!(peer = %member.peer, reason = %r, "home-set member declined");
                                 failure.get_or_insert(r);
@@ -99,14 +100,14 @@ impl OutboxTask {
         let mut again = Vec::new();
         let mut given_up = Vec::new();
         let mut ack_rows = Vec::new();
-        for (i, row) in rows.into_iter().enumerate() {
+        for ((row, refusal), acks) in rows.into_iter().zip(refused).zip(&acks) {
             let key = (row.event_id.clone(), row.target.clone());
-            if let Some((_, reason)) = refused.iter().find(|(j, _)| *j == i) {
-                given_up.push((key, reason.clone()));
+            if let Some(reason) = refusal {
+                given_up.push((key, reason));
                 continue;
             }
-            ack_rows.push((key.clone(), acks[i].iter().cloned().collect::<Vec<_>>()));
-            if acks[i].len() >= quorum {
+            ack_rows.push((key.clone(), acks.iter().cloned().collect::<Vec<_>>()));
+            if acks.len() >= quorum {
                 done.push(key);
             } else {
                 again.push(row);
