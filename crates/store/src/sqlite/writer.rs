@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
-use starling_proto::{Event, PublicKey};
+use starling_proto::{PublicKey, RenderedEvent};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -26,7 +26,7 @@ type Deferred = Box<dyn FnOnce(Option<&StoreError>)>;
 
 /// A request to the writer.
 pub enum WriteCmd {
-    Save(Vec<Event>, Reply<Vec<SaveOutcome>>),
+    Save(Vec<Arc<RenderedEvent>>, Reply<Vec<SaveOutcome>>),
     RemoveExpired(i64, Reply<u64>),
     /// Finish queued work, checkpoint the WAL and stop.
     Shutdown(oneshot::Sender<()>),
@@ -192,7 +192,7 @@ fn answer<T: Send + 'static>(reply: Reply<T>, outcome: Result<T, StoreError>) ->
 
 fn save_all(
     tx: &mut Transaction,
-    events: &[Event],
+    events: &[Arc<RenderedEvent>],
     delta: &mut (i64, i64),
 ) -> Result<Vec<SaveOutcome>, StoreError> {
     let sp = tx.savepoint()?;
