@@ -119,7 +119,11 @@ impl Writer {
         let mut shutdown = None;
         for cmd in batch {
             match cmd {
-                WriteCmd::Save(_, reply) => answer(reply, failure.as_ref(), &mut outcomes.saves),
+                WriteCmd::Save(events, reply) => {
+                    // Let go of the events first: the caller then owns them alone again.
+                    drop(events);
+                    answer(reply, failure.as_ref(), &mut outcomes.saves)
+                }
                 WriteCmd::RemoveExpired(_, reply) => {
                     answer(reply, failure.as_ref(), &mut outcomes.removals)
                 }
