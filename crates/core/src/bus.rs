@@ -1,5 +1,6 @@
 //! The live event bus: a bounded broadcast channel carrying each newly stored (or
-//! ephemeral) event, with its JSON rendered once, to every open subscription.
+//! ephemeral) event, with the JSON rendered once at validation, to every open
+//! subscription.
 //!
 //! Each event gets a sequence number when it is published. An event is published only
 //! after it is committed, so a subscription that notes [`EventBus::last_seq`] before it
@@ -9,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use starling_proto::Event;
+use starling_proto::{Event, RenderedEvent};
 use tokio::sync::broadcast;
 
 /// Events a slow subscriber may fall behind before it starts missing some.
@@ -46,8 +47,8 @@ impl EventBus {
     }
 
     /// Hands `event` to every current subscriber.
-    pub fn publish(&self, event: Event) {
-        let json = serde_json::to_string(&event).expect("an event always serializes");
+    pub fn publish(&self, event: RenderedEvent) {
+        let (event, json) = event.into_parts();
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         // No receivers is fine: nobody is listening.
         let _ = self.tx.send(Arc::new(LiveEvent { seq, event, json }));

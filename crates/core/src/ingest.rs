@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use starling_proto::{
-    validate_event, validate_parsed, Event, EventId, Limits, PublicKey, Timestamp, ValidationError,
+    validate_parsed, validate_rendered, Event, EventId, Limits, PublicKey, RenderedEvent,
+    Timestamp, ValidationError,
 };
 use starling_store::{EventStore, SaveOutcome, StoreError};
 use tracing::debug;
@@ -75,7 +76,7 @@ impl Ingest {
 
     /// Validates and submits an event given as JSON text.
     pub async fn submit_json(&self, json: &str, origin: Origin) -> Result<Ack, IngestError> {
-        let event = validate_event(json, &self.limits, Timestamp::now())?;
+        let event = validate_rendered(json, &self.limits, Timestamp::now())?;
         self.accept(event, origin).await
     }
 
@@ -87,17 +88,14 @@ impl Ingest {
         origin: Origin,
         policy: impl FnOnce(&Event) -> Result<(), String>,
     ) -> Result<Ack, IngestError> {
-        let event = validate_event(json, &self.limits, Timestamp::now())?;
-        policy(&event).map_err(IngestError::Blocked)?;
+        let event = validate_rendered(json, &self.limits, Timestamp::now())?;
+        policy(event.event()).map_err(IngestError::Blocked)?;
         self.accept(event, origin).await
     }
 
     /// Validates and submits a parsed event (its JSON length is recomputed for the limit).
     pub async fn submit(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
-        let len = serde_json::to_string(&event)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX);
-        validate_parsed(&event, len, &self.limits, Timestamp::now())?;
+        let event = validate_parsed(event, &self.limits, Timestamp::now())?;
         self.accept(event, origin).await
     }
 
@@ -112,14 +110,14 @@ impl Ingest {
         let mut results: Vec<Option<Result<Ack, IngestError>>> = Vec::with_capacity(events.len());
         let mut valid = Vec::new();
         for event in events {
-            let len = serde_json::to_string(&event)
-                .map(|s| s.len())
-                .unwrap_or(usize::MAX);
-            let checked = validate_parsed(&event, len, &self.limits, now)
+            let checked = validate_parsed(event, &self.limits, now)
                 .map_err(IngestError::from)
-                .and_then(|()| self.check_policy(&event, origin));
+                .and_then(|event| {
+                    self.check_policy(event.event(), origin)?;
+                    Ok(Arc::new(event))
+                });
             match checked {
-                Ok(()) => {
+                Ok(event) => {
                     results.push(None);
                     valid.push(event);
                 }
@@ -156,18 +154,25 @@ impl Ingest {
         }
     }
 
-    async fn accept(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
-        self.check_policy(&event, origin)?;
+    async fn accept(&self, event: RenderedEvent, origin: Origin) -> Result<Ack, IngestError> {
+        self.check_policy(event.event(), origin)?;
+        let event = Arc::new(event);
         let outcome = self.store.save(event.clone()).await?;
         self.announce(outcome, event)
     }
 
-    fn announce(&self, outcome: SaveOutcome, event: Event) -> Result<Ack, IngestError> {
-        debug!(id = %event.id, ?outcome, "event submitted");
-        let id = event.id;
+    /// Publishes a stored (or ephemeral) event. The store has let go of its share of
+    /// `event` by the time it answers, so this normally takes it without a copy.
+    fn announce(
+        &self,
+        outcome: SaveOutcome,
+        event: Arc<RenderedEvent>,
+    ) -> Result<Ack, IngestError> {
+        let id = event.event().id;
+        debug!(%id, ?outcome, "event submitted");
         match outcome {
             SaveOutcome::Stored | SaveOutcome::Ephemeral => {
-                self.bus.publish(event);
+                self.bus.publish(Arc::unwrap_or_clone(event));
                 Ok(Ack {
                     id,
                     duplicate: false,

@@ -10,13 +10,15 @@ pub mod filter;
 pub mod kinds;
 pub mod limits;
 pub mod message;
+pub mod render;
 pub mod validate;
 
 pub use filter::{matches, matches_any};
 pub use kinds::KindClass;
 pub use limits::Limits;
 pub use message::{parse_client_message, raw_event_id, ClientMessage, MessageError, RelayMessage};
-pub use validate::{validate_event, validate_parsed, ValidationError};
+pub use render::RenderedEvent;
+pub use validate::{validate_event, validate_parsed, validate_rendered, ValidationError};
 
 /// NIP-19 entities (`nevent`, `nprofile`, …).
 pub use nostr::nips::nip19;

@@ -1,10 +1,15 @@
 //! NIP-01 event validation: size and shape limits, the `created_at` window, NIP-40
 //! expiration, the id (the hash of the canonical serialization) and the BIP340 signature.
 //! Cheap checks run first so that junk costs little; the signature is checked last.
+//!
+//! A valid event comes back as a [`RenderedEvent`]: checking the id renders the event's
+//! canonical JSON almost for free (see [`crate::render`]), so callers never serialize it
+//! again.
 
-use nostr::prelude::{Event, Timestamp};
+use nostr::prelude::{Event, EventId, Timestamp};
 
 use crate::limits::Limits;
+use crate::render::RenderedEvent;
 
 /// Why an event was refused. Every variant is an `invalid:` reason in NIP-01 terms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,32 +45,59 @@ pub fn validate_event(
     limits: &Limits,
     now: Timestamp,
 ) -> Result<Event, ValidationError> {
-    check_size(json.len(), limits)?;
-    let event = Event::from_json(json).map_err(|e| ValidationError::Malformed(e.to_string()))?;
-    validate_parsed(&event, json.len(), limits, now)?;
-    Ok(event)
+    validate_rendered(json, limits, now).map(|valid| valid.into_parts().0)
 }
 
-/// Validates an already parsed event whose JSON form is `json_len` bytes long.
+/// As [`validate_event`], also returning the event's canonical JSON.
+pub fn validate_rendered(
+    json: &str,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<RenderedEvent, ValidationError> {
+    check_size(json.len(), limits)?;
+    let event = Event::from_json(json).map_err(|e| ValidationError::Malformed(e.to_string()))?;
+    check_shape_and_time(&event, limits, now)?;
+    check_signed(RenderedEvent::render(event))
+}
+
+/// Validates an already parsed event; the size limit applies to its canonical JSON.
 pub fn validate_parsed(
+    event: Event,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<RenderedEvent, ValidationError> {
+    let rendered = RenderedEvent::render(event);
+    check_size(rendered.0.json().len(), limits)?;
+    check_shape_and_time(rendered.0.event(), limits, now)?;
+    check_signed(rendered)
+}
+
+/// The cheap checks: tags, the `created_at` window and expiration.
+fn check_shape_and_time(
     event: &Event,
-    json_len: usize,
     limits: &Limits,
     now: Timestamp,
 ) -> Result<(), ValidationError> {
-    check_size(json_len, limits)?;
     check_tags(event, limits)?;
     check_time(event, limits, now)?;
     if event.is_expired_at(now) {
         return Err(ValidationError::Expired);
     }
-    if !event.verify_id() {
+    Ok(())
+}
+
+/// The id (`hashed_id` is what the event's content hashes to) and the signature.
+fn check_signed(
+    (rendered, hashed_id): (RenderedEvent, EventId),
+) -> Result<RenderedEvent, ValidationError> {
+    let event = rendered.event();
+    if hashed_id != event.id {
         return Err(ValidationError::BadId);
     }
     if !event.verify_signature() {
         return Err(ValidationError::BadSignature);
     }
-    Ok(())
+    Ok(rendered)
 }
 
 fn check_size(size: usize, limits: &Limits) -> Result<(), ValidationError> {
@@ -135,6 +167,26 @@ mod tests {
         let event = signed(&keys, EventBuilder::new(Kind::TextNote, "hello"));
         let got = validate_event(&event.as_json(), &Limits::default(), Timestamp::now()).unwrap();
         assert_eq!(got, event);
+    }
+
+    #[test]
+    fn renders_the_canonical_json_whatever_the_client_sent() {
+        let keys = Keys::generate();
+        let event = signed(&keys, EventBuilder::new(Kind::TextNote, "a/b \"c\" é"));
+        let sent = format!(
+            r#"{{ "sig": "{}", "content": "a\/b \"c\" \u00e9", "kind": 1,
+                 "extra": [1, 2], "tags": [ ], "created_at": {}, "pubkey": "{}",
+                 "id": "{}" }}"#,
+            event.sig,
+            event.created_at.as_secs(),
+            event.pubkey.to_hex(),
+            event.id.to_hex()
+        );
+        let got = validate_rendered(&sent, &Limits::default(), Timestamp::now()).unwrap();
+        assert_eq!(got.event(), &event);
+        assert_eq!(got.json(), event.as_json());
+        let parsed = validate_parsed(event.clone(), &Limits::default(), Timestamp::now()).unwrap();
+        assert_eq!(parsed.json(), event.as_json());
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! a pool of readers that never wait for it). A PostgreSQL backend will implement the same
 //! trait and pass the same [`test_suite`].
 //!
-//! Every event handed to a store has already been validated (`starling_proto::validate`):
+//! Every event handed to a store has already been validated (`starling_proto::validate`)
+//! and comes with its canonical JSON ([`RenderedEvent`]), which is what the store keeps:
 //! the store applies NIP-01 storage rules (replaceable, addressable and ephemeral kinds,
 //! duplicates), NIP-09 deletion, NIP-40 expiration and the size bound with its pruning.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use starling_proto::{Event, Filter, PublicKey, Timestamp};
+use starling_proto::{Event, Filter, PublicKey, RenderedEvent, Timestamp};
 
 pub mod sqlite;
 #[cfg(feature = "test-suite")]
@@ -72,10 +75,15 @@ pub enum StoreError {
 pub trait EventStore: Send + Sync + 'static {
     /// Stores one validated event and reports what became of it. Returns once the event
     /// is durable (committed), so an acknowledgement sent after it survives a crash.
-    async fn save(&self, event: Event) -> Result<SaveOutcome, StoreError>;
+    /// The store only reads the event (shared, not copied, with the caller, who can hand
+    /// it on to the bus afterwards).
+    async fn save(&self, event: Arc<RenderedEvent>) -> Result<SaveOutcome, StoreError>;
 
     /// Stores many validated events in as few commits as possible (imports, sync).
-    async fn save_many(&self, events: Vec<Event>) -> Result<Vec<SaveOutcome>, StoreError>;
+    async fn save_many(
+        &self,
+        events: Vec<Arc<RenderedEvent>>,
+    ) -> Result<Vec<SaveOutcome>, StoreError>;
 
     /// Events matching any of `filters`, newest first (ties by id), each filter's `limit`
     /// applied to that filter's matches, expired events left out.

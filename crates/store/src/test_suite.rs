@@ -4,8 +4,11 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::sync::Arc;
 
-use starling_proto::{Event, EventBuilder, Filter, FinalizeEvent, Keys, Kind, Tag, Timestamp};
+use starling_proto::{
+    Event, EventBuilder, Filter, FinalizeEvent, Keys, Kind, RenderedEvent, Tag, Timestamp,
+};
 
 use crate::{EventStore, SaveOutcome, StoreOptions};
 
@@ -46,6 +49,14 @@ pub fn event(keys: &Keys, kind: u16, content: &str, at: u64, tags: Vec<Tag>) -> 
         .expect("sign")
 }
 
+/// `events` as a store takes them.
+pub fn rendered(events: &[Event]) -> Vec<Arc<RenderedEvent>> {
+    events
+        .iter()
+        .map(|e| Arc::new(RenderedEvent::new(e.clone())))
+        .collect()
+}
+
 fn ids(events: &[Event]) -> Vec<String> {
     events.iter().map(|e| e.id.to_hex()).collect()
 }
@@ -59,7 +70,10 @@ where
 }
 
 async fn save(store: &dyn EventStore, e: &Event) -> SaveOutcome {
-    store.save(e.clone()).await.expect("save")
+    store
+        .save(Arc::new(RenderedEvent::new(e.clone())))
+        .await
+        .expect("save")
 }
 
 async fn query(store: &dyn EventStore, filter: Filter) -> Vec<Event> {
@@ -166,7 +180,7 @@ pub async fn orders_newest_first_and_limits<
     let mut events: Vec<Event> = (0..20)
         .map(|i| event(&keys, 1, &format!("n{i}"), 1000 + (i * 7 % 20), vec![]))
         .collect();
-    t.store.save_many(events.clone()).await.unwrap();
+    t.store.save_many(rendered(&events)).await.unwrap();
     events.sort();
     assert_eq!(query(&*t.store, Filter::new()).await, events);
     assert_eq!(
@@ -184,7 +198,7 @@ pub async fn merges_several_filters<F: Fn(StoreOptions) -> Fut, Fut: Future<Outp
     let ea = event(&a, 1, "a", 10, vec![]);
     let eb = event(&b, 1, "b", 20, vec![]);
     t.store
-        .save_many(vec![ea.clone(), eb.clone()])
+        .save_many(rendered(&[ea.clone(), eb.clone()]))
         .await
         .unwrap();
     let filters = vec![
@@ -252,7 +266,7 @@ pub async fn deletion_hides_targets<F: Fn(StoreOptions) -> Fut, Fut: Future<Outp
     let note = event(&keys, 1, "oops", 100, vec![]);
     let article = event(&keys, 30023, "art", 100, vec![Tag::identifier("x")]);
     t.store
-        .save_many(vec![note.clone(), article.clone()])
+        .save_many(rendered(&[note.clone(), article.clone()]))
         .await
         .unwrap();
     let coord = format!("30023:{}:x", keys.public_key().to_hex());
@@ -304,7 +318,7 @@ pub async fn expired_events_are_hidden_and_removed<
     let gone = event(&keys, 1, "gone", 100, vec![Tag::expiration(now - 60)]);
     let live = event(&keys, 1, "live", 100, vec![Tag::expiration(now + 3600)]);
     t.store
-        .save_many(vec![gone.clone(), live.clone()])
+        .save_many(rendered(&[gone.clone(), live.clone()]))
         .await
         .unwrap();
     assert_eq!(query(&*t.store, Filter::new()).await, vec![live]);
@@ -331,7 +345,7 @@ pub async fn counts_matches<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = Tes
         .map(|i| event(&a, 1, &format!("{i}"), 10 + i, vec![]))
         .chain([event(&b, 7, "+", 5, vec![])])
         .collect();
-    t.store.save_many(events).await.unwrap();
+    t.store.save_many(rendered(&events)).await.unwrap();
     let s = &*t.store;
     assert_eq!(
         s.count(vec![Filter::new().author(a.public_key())])
@@ -372,9 +386,9 @@ pub async fn pruning_keeps_protected_authors<
     let theirs: Vec<Event> = (0..200)
         .map(|i| event(&other, 1, &"x".repeat(100), 5 + i, vec![]))
         .collect();
-    t.store.save_many(mine.clone()).await.unwrap();
+    t.store.save_many(rendered(&mine)).await.unwrap();
     for chunk in theirs.chunks(20) {
-        t.store.save_many(chunk.to_vec()).await.unwrap();
+        t.store.save_many(rendered(chunk)).await.unwrap();
     }
     let stats = t.store.stats().await.unwrap();
     assert!(

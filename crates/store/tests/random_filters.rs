@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use starling_proto::{matches, Event, Filter, Keys, Kind, Tag, Timestamp};
-use starling_store::test_suite::event;
+use starling_store::test_suite::{event, rendered};
 use starling_store::{EventStore, SqliteStore, StoreOptions};
 
 const KINDS: [u16; 4] = [1, 6, 7, 1111];
@@ -99,7 +99,7 @@ async fn queries_match_a_naive_filter() {
         let dir = tempfile::tempdir().unwrap();
         let store =
             SqliteStore::open(&dir.path().join("events.db"), StoreOptions::default()).unwrap();
-        store.save_many(events.clone()).await.unwrap();
+        store.save_many(rendered(&events)).await.unwrap();
         let mut non_empty = 0;
         for round in 0..150 {
             let n = rng.gen_range(1..=3);

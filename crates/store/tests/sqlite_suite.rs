@@ -1,7 +1,7 @@
 //! The store test suite run against the SQLite backend, plus SQLite-specific checks.
 
 use starling_proto::{Filter, Keys};
-use starling_store::test_suite::{event, TestStore};
+use starling_store::test_suite::{event, rendered, TestStore};
 use starling_store::{EventStore, SqliteStore, StoreOptions};
 
 async fn open_sqlite(options: StoreOptions) -> TestStore {
@@ -23,7 +23,10 @@ async fn events_survive_reopening() {
     let e = event(&keys, 1, "durable", 100, vec![]);
     {
         let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
-        store.save(e.clone()).await.unwrap();
+        store
+            .save(rendered(std::slice::from_ref(&e)).remove(0))
+            .await
+            .unwrap();
         store.shutdown().await;
     }
     let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();

@@ -3,7 +3,7 @@
 //! kind-5 event requests. Only the writer thread calls this.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use starling_proto::{Event, KindClass, PublicKey};
+use starling_proto::{Event, KindClass, PublicKey, RenderedEvent};
 
 use crate::SaveOutcome;
 
@@ -62,8 +62,9 @@ fn coordinate(event: &Event, d: Option<&str>) -> String {
     )
 }
 
-/// Applies `event` to the store.
-pub fn apply(tx: &Connection, event: &Event) -> rusqlite::Result<Applied> {
+/// Applies `rendered` (an event and the JSON to store for it) to the store.
+pub fn apply(tx: &Connection, rendered: &RenderedEvent) -> rusqlite::Result<Applied> {
+    let event = rendered.event();
     let class = KindClass::of(event.kind);
     if class == KindClass::Ephemeral {
         return Ok(Applied::only(SaveOutcome::Ephemeral));
@@ -86,7 +87,7 @@ pub fn apply(tx: &Connection, event: &Event) -> rusqlite::Result<Applied> {
             None => return Ok(Applied::only(SaveOutcome::Superseded)),
         }
     }
-    let json = insert_row(tx, event, d.as_deref())?;
+    let json = insert_row(tx, rendered, d.as_deref())?;
     applied.events += 1;
     applied.bytes += json as i64;
     if event.kind.as_u16() == KIND_DELETION {
@@ -153,8 +154,12 @@ fn replace_older(
 }
 
 /// Inserts the event row and its tag index rows; returns the stored JSON's length.
-fn insert_row(tx: &Connection, event: &Event, d: Option<&str>) -> rusqlite::Result<usize> {
-    let json = serde_json::to_string(event).expect("an event always serializes");
+fn insert_row(
+    tx: &Connection,
+    rendered: &RenderedEvent,
+    d: Option<&str>,
+) -> rusqlite::Result<usize> {
+    let (event, json) = (rendered.event(), rendered.json());
     let expires_at = event.tags.expiration().map(|t| t.as_secs() as i64);
     let created_at = event.created_at.as_secs() as i64;
     tx.prepare_cached(

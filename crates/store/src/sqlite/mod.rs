@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use starling_proto::{Event, Filter, Timestamp};
+use starling_proto::{Event, Filter, RenderedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use self::pool::ReadPool;
@@ -97,14 +97,17 @@ fn now() -> i64 {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn save(&self, event: Event) -> Result<SaveOutcome, StoreError> {
+    async fn save(&self, event: Arc<RenderedEvent>) -> Result<SaveOutcome, StoreError> {
         let outcomes = self
             .write(|reply| WriteCmd::Save(vec![event], reply))
             .await?;
         outcomes.into_iter().next().ok_or(StoreError::Closed)
     }
 
-    async fn save_many(&self, mut events: Vec<Event>) -> Result<Vec<SaveOutcome>, StoreError> {
+    async fn save_many(
+        &self,
+        mut events: Vec<Arc<RenderedEvent>>,
+    ) -> Result<Vec<SaveOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(events.len());
         while !events.is_empty() {
             let rest = events.split_off(events.len().min(IMPORT_CHUNK));

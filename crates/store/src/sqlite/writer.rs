@@ -1,17 +1,23 @@
 //! The single writer: a dedicated thread that owns the one writable connection. It drains
-//! whatever requests are queued, applies them in one transaction (a savepoint each, so one
-//! failure does not sink the batch), commits once, then answers every request. Batching
-//! turns many small commits into one fsync-free WAL append. After a commit it prunes when
-//! the size bound is exceeded.
+//! whatever requests are queued, applies them in one transaction, commits once, then
+//! answers every request. Batching turns many small commits into one fsync-free WAL
+//! append. Before the commit it prunes when the size bound is exceeded.
+//!
+//! One failing request must not sink the others. A savepoint per request would ensure
+//! that, but inside a savepoint SQLite first copies every page a write touches into a
+//! sub-journal — for an event, a page of the table and of each index — a sizeable part of
+//! the insert's cost. Failures are rare, so a batch is first applied without savepoints;
+//! if any request fails, that attempt is rolled back and the batch is applied again with
+//! a savepoint per save request, giving the answers a savepoint per request always gave.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
-use starling_proto::{Event, PublicKey};
+use starling_proto::{PublicKey, RenderedEvent};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::insert::{self, delete_by_seq};
 use crate::{SaveOutcome, StoreError, StoreOptions};
@@ -21,12 +27,9 @@ const MAX_BATCH: usize = 1024;
 
 pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// A reply to send once the batch's commit has succeeded (`None`) or failed.
-type Deferred = Box<dyn FnOnce(Option<&StoreError>)>;
-
 /// A request to the writer.
 pub enum WriteCmd {
-    Save(Vec<Event>, Reply<Vec<SaveOutcome>>),
+    Save(Vec<Arc<RenderedEvent>>, Reply<Vec<SaveOutcome>>),
     RemoveExpired(i64, Reply<u64>),
     /// Finish queued work, checkpoint the WAL and stop.
     Shutdown(oneshot::Sender<()>),
@@ -98,51 +101,88 @@ impl Writer {
 
     /// Applies a batch; returns the shutdown reply if the batch asked to stop.
     fn process(&mut self, batch: Vec<WriteCmd>) -> Option<oneshot::Sender<()>> {
-        let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
-        let mut shutdown = None;
-        let mut delta = (0i64, 0i64);
-        let Self {
-            conn,
-            counters,
-            bound,
-        } = &mut *self;
-        let result = (|| -> rusqlite::Result<(u64, u64)> {
-            let mut tx =
-                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for cmd in batch {
-                match cmd {
-                    WriteCmd::Save(events, reply) => {
-                        let outcome = save_all(&mut tx, &events, &mut delta);
-                        replies.push(answer(reply, outcome));
-                    }
-                    WriteCmd::RemoveExpired(now, reply) => {
-                        let outcome = remove_expired(&tx, now, &mut delta);
-                        replies.push(answer(reply, outcome));
-                    }
-                    WriteCmd::Shutdown(done) => shutdown = Some(done),
-                }
-            }
-            bound.prune_if_needed(&tx, counters, &mut delta)?;
-            let totals = store_stats(&tx, counters, delta)?;
-            tx.commit()?;
-            Ok(totals)
-        })();
-        let failure = match result {
-            Ok((events, bytes)) => {
-                counters.events.store(events, Ordering::Relaxed);
-                counters.bytes.store(bytes, Ordering::Relaxed);
-                None
+        let result = self.attempt(&batch, false).or_else(|e| {
+            debug!(error = %e, "a write failed; applying the batch again, isolating each request");
+            self.attempt(&batch, true)
+        });
+        let (mut outcomes, failure) = match result {
+            Ok((outcomes, (events, bytes))) => {
+                self.counters.events.store(events, Ordering::Relaxed);
+                self.counters.bytes.store(bytes, Ordering::Relaxed);
+                (outcomes, None)
             }
             Err(e) => {
                 warn!(error = %e, "write batch failed and was rolled back");
-                Some(StoreError::from(e))
+                (Outcomes::default(), Some(StoreError::from(e)))
             }
         };
-        for reply in replies {
-            reply(failure.as_ref());
+        let mut shutdown = None;
+        for cmd in batch {
+            match cmd {
+                WriteCmd::Save(events, reply) => {
+                    // Let go of the events first: the caller then owns them alone again.
+                    drop(events);
+                    answer(reply, failure.as_ref(), &mut outcomes.saves)
+                }
+                WriteCmd::RemoveExpired(_, reply) => {
+                    answer(reply, failure.as_ref(), &mut outcomes.removals)
+                }
+                WriteCmd::Shutdown(done) => shutdown = Some(done),
+            }
         }
         shutdown
     }
+
+    /// Applies `batch` in one transaction and commits it; returns each request's outcome
+    /// and the new totals (events, bytes). With `isolate` each save runs in a savepoint
+    /// and a failure is that request's outcome; without, any failure fails (and rolls
+    /// back) the whole attempt.
+    fn attempt(
+        &mut self,
+        batch: &[WriteCmd],
+        isolate: bool,
+    ) -> rusqlite::Result<(Outcomes, (u64, u64))> {
+        let mut delta = (0i64, 0i64);
+        let mut outcomes = Outcomes::default();
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for cmd in batch {
+            match cmd {
+                WriteCmd::Save(events, _) if isolate => {
+                    let saved = save_isolated(&mut tx, events, &mut delta);
+                    outcomes.saves.push_back(saved);
+                }
+                WriteCmd::Save(events, _) => {
+                    let saved = save_all(&tx, events, &mut delta)?;
+                    outcomes.saves.push_back(Ok(saved));
+                }
+                WriteCmd::RemoveExpired(now, _) if isolate => {
+                    let removed = remove_expired(&tx, *now, &mut delta);
+                    outcomes
+                        .removals
+                        .push_back(removed.map_err(StoreError::from));
+                }
+                WriteCmd::RemoveExpired(now, _) => {
+                    let removed = remove_expired(&tx, *now, &mut delta)?;
+                    outcomes.removals.push_back(Ok(removed));
+                }
+                WriteCmd::Shutdown(_) => {}
+            }
+        }
+        self.bound
+            .prune_if_needed(&tx, &self.counters, &mut delta)?;
+        let totals = store_stats(&tx, &self.counters, delta)?;
+        tx.commit()?;
+        Ok((outcomes, totals))
+    }
+}
+
+/// The outcome of each request of a batch, by kind, in the batch's order.
+#[derive(Default)]
+struct Outcomes {
+    saves: VecDeque<Result<Vec<SaveOutcome>, StoreError>>,
+    removals: VecDeque<Result<u64, StoreError>>,
 }
 
 /// The size bound and the authors pruning spares.
@@ -179,38 +219,53 @@ impl Bound {
     }
 }
 
-/// Wraps a reply so it is sent after the commit: the result stands only if the commit did.
-fn answer<T: Send + 'static>(reply: Reply<T>, outcome: Result<T, StoreError>) -> Deferred {
-    Box::new(move |failure| {
-        let sent = match failure {
-            Some(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-            None => outcome,
-        };
-        let _ = reply.send(sent);
-    })
+/// Answers a request once its batch is settled: with its own outcome (the next of
+/// `outcomes`) if the batch committed, else with the batch's `failure`.
+fn answer<T>(
+    reply: Reply<T>,
+    failure: Option<&StoreError>,
+    outcomes: &mut VecDeque<Result<T, StoreError>>,
+) {
+    let sent = match (failure, outcomes.pop_front()) {
+        (None, Some(outcome)) => outcome,
+        (Some(e), _) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+        (None, None) => Err(StoreError::Corrupt("the writer lost an outcome".into())),
+    };
+    let _ = reply.send(sent);
 }
 
+/// Applies `events` inside the caller's transaction; stops at the first failure.
 fn save_all(
+    tx: &Connection,
+    events: &[Arc<RenderedEvent>],
+    delta: &mut (i64, i64),
+) -> rusqlite::Result<Vec<SaveOutcome>> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        let applied = insert::apply(tx, event)?;
+        delta.0 += applied.events;
+        delta.1 += applied.bytes;
+        outcomes.push(applied.outcome);
+    }
+    Ok(outcomes)
+}
+
+/// As [`save_all`], in a savepoint: on failure nothing of `events` is kept.
+fn save_isolated(
     tx: &mut Transaction,
-    events: &[Event],
+    events: &[Arc<RenderedEvent>],
     delta: &mut (i64, i64),
 ) -> Result<Vec<SaveOutcome>, StoreError> {
     let sp = tx.savepoint()?;
-    let mut outcomes = Vec::with_capacity(events.len());
     let mut local = (0i64, 0i64);
-    for event in events {
-        let applied = insert::apply(&sp, event)?;
-        local.0 += applied.events;
-        local.1 += applied.bytes;
-        outcomes.push(applied.outcome);
-    }
+    let outcomes = save_all(&sp, events, &mut local)?;
     sp.commit()?;
     delta.0 += local.0;
     delta.1 += local.1;
     Ok(outcomes)
 }
 
-fn remove_expired(tx: &Transaction, now: i64, delta: &mut (i64, i64)) -> Result<u64, StoreError> {
+fn remove_expired(tx: &Transaction, now: i64, delta: &mut (i64, i64)) -> rusqlite::Result<u64> {
     let seqs: Vec<i64> = tx
         .prepare_cached("SELECT seq FROM event WHERE expires_at IS NOT NULL AND expires_at < ?1")?
         .query_map([now], |r| r.get(0))?
@@ -275,4 +330,52 @@ fn prune(
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use starling_proto::{EventBuilder, FinalizeEvent, Keys, Kind};
+
+    use super::*;
+    use crate::sqlite::schema;
+
+    fn save_cmd(keys: &Keys, content: &str) -> (WriteCmd, oneshot::Receiver<SaveResult>) {
+        let event = EventBuilder::new(Kind::TextNote, content)
+            .finalize(keys)
+            .unwrap();
+        let (reply, answer) = oneshot::channel();
+        let cmd = WriteCmd::Save(vec![Arc::new(RenderedEvent::new(event))], reply);
+        (cmd, answer)
+    }
+
+    type SaveResult = Result<Vec<SaveOutcome>, StoreError>;
+
+    #[test]
+    fn a_failing_request_does_not_sink_the_batch() {
+        let conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON event WHEN NEW.json LIKE '%boom%'
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .unwrap();
+        let counters = Arc::new(Counters::default());
+        let mut writer = Writer::new(conn, counters.clone(), &StoreOptions::default()).unwrap();
+        let keys = Keys::generate();
+        let (cmds, mut answers): (Vec<_>, Vec<_>) = ["one", "boom", "three"]
+            .iter()
+            .map(|c| save_cmd(&keys, c))
+            .unzip();
+        assert!(writer.process(cmds).is_none());
+        let got: Vec<SaveResult> = answers.iter_mut().map(|a| a.try_recv().unwrap()).collect();
+        assert!(matches!(got[0].as_deref(), Ok([SaveOutcome::Stored])));
+        assert!(matches!(got[1], Err(StoreError::Sqlite(_))));
+        assert!(matches!(got[2].as_deref(), Ok([SaveOutcome::Stored])));
+        assert_eq!(counters.events.load(Ordering::Relaxed), 2);
+        let stored: i64 = writer
+            .conn
+            .query_row("SELECT count(*) FROM event", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 2);
+    }
 }
