@@ -32,6 +32,7 @@ pub mod keep_alive;
 pub mod node;
 pub mod outbox;
 pub mod policy;
+pub mod reconcile;
 pub mod repair;
 pub mod service;
 pub mod sim;

@@ -25,6 +25,7 @@ use crate::keep_alive::Reason;
 use crate::outbox::OutboxDb;
 use crate::policy::Policy;
 use crate::policy::{p_tag_keys, tagged_pubkeys};
+use crate::reconcile;
 use crate::subscribers::{self, Subscribers};
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits, WireMember};
 
@@ -162,6 +163,22 @@ impl Service {
                 Response::new(ResponseBody::Ack { results: vec![] })
             }
             RequestBody::Fetch { filters, limit } => self.on_fetch(peer, filters, limit).await,
+            RequestBody::Reconcile { filter, message } => {
+                let Ok(filter) = Filter::from_json(&filter) else {
+                    self.net.strike(peer, "malformed filter").await;
+                    return Response::refused("malformed filter");
+                };
+                match reconcile::answer(self.store.as_ref(), filter, &message).await {
+                    Ok(message) => Response::new(ResponseBody::Reconciled {
+                        message: message.into(),
+                    }),
+                    Err(e @ reconcile::AnswerError::BadMessage(_)) => {
+                        self.net.strike(peer, e.to_string()).await;
+                        Response::refused(e.to_string())
+                    }
+                    Err(e) => Response::refused(e.to_string()),
+                }
+            }
             RequestBody::Moved { authors } => {
                 let authors = parse_keys(&authors).unwrap_or_default();
                 let _ = self.moved.send((peer, authors)).await;

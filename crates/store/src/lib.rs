@@ -13,10 +13,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{Event, Filter, PublicKey, RenderedEvent, Timestamp};
 
+pub mod reconcile;
 pub mod sqlite;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 
+pub use reconcile::negentropy_storage;
 pub use sqlite::SqliteStore;
 
 /// What became of an event handed to [`EventStore::save`].
@@ -51,6 +53,14 @@ pub struct StoreStats {
     pub events: u64,
     /// Bytes of the stored events' JSON.
     pub event_bytes: u64,
+}
+
+/// Where an event sits in the order set reconciliation (negentropy, NIP-77) works on:
+/// its `created_at` and its 32-byte id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventKey {
+    pub created_at: u64,
+    pub id: [u8; 32],
 }
 
 /// Errors of a store backend.
@@ -91,6 +101,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// As [`EventStore::query`], but each event as its stored JSON text.
     async fn query_json(&self, filters: Vec<Filter>) -> Result<Vec<String>, StoreError>;
+
+    /// The keys of the events matching any of `filters`, newest first, each filter's
+    /// `limit` applied (and at most `max` per filter): the set a reconciliation compares.
+    async fn keys(&self, filters: Vec<Filter>, max: usize) -> Result<Vec<EventKey>, StoreError>;
 
     /// How many events match any of `filters` (NIP-45), ignoring `limit`.
     async fn count(&self, filters: Vec<Filter>) -> Result<u64, StoreError>;

@@ -10,7 +10,7 @@ use starling_proto::{
     Event, EventBuilder, Filter, FinalizeEvent, Keys, Kind, RenderedEvent, Tag, Timestamp,
 };
 
-use crate::{EventStore, SaveOutcome, StoreOptions};
+use crate::{EventKey, EventStore, SaveOutcome, StoreOptions};
 
 /// A store opened for one test, with whatever must live as long as it (a temp dir).
 pub struct TestStore {
@@ -28,7 +28,7 @@ macro_rules! store_test_suite {
             orders_newest_first_and_limits, merges_several_filters, replaceable_keeps_newest,
             addressable_keeps_newest_per_d_tag, deletion_hides_targets, deletion_respects_authors,
             expired_events_are_hidden_and_removed, ephemeral_events_are_not_stored,
-            counts_matches, pruning_keeps_protected_authors);
+            counts_matches, keys_match_queries, pruning_keeps_protected_authors);
     };
     (@tests $open:path; $($name:ident),*) => {
         $(
@@ -365,6 +365,47 @@ pub async fn counts_matches<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = Tes
     ];
     assert_eq!(s.count(overlap).await.unwrap(), 5);
     assert_eq!(s.count(vec![Filter::new()]).await.unwrap(), 6);
+}
+
+pub async fn keys_match_queries<F: Fn(StoreOptions) -> Fut, Fut: Future<Output = TestStore>>(f: F) {
+    let t = open(f).await;
+    let (a, b) = (Keys::generate(), Keys::generate());
+    let tag = Tag::public_key(b.public_key());
+    let events: Vec<Event> = (0..6)
+        .map(|i| event(&a, 1, &format!("{i}"), 10 + i, vec![]))
+        .chain([
+            event(&b, 7, "+", 5, vec![]),
+            event(&a, 1, "@b", 3, vec![tag]),
+        ])
+        .collect();
+    t.store.save_many(rendered(&events)).await.unwrap();
+    let s = &*t.store;
+    let key = |e: &Event| EventKey {
+        created_at: e.created_at.as_secs(),
+        id: e.id.to_bytes(),
+    };
+    for filters in [
+        vec![Filter::new().author(a.public_key())],
+        vec![Filter::new().author(a.public_key()).limit(2)],
+        vec![Filter::new().pubkey(b.public_key())],
+        vec![
+            Filter::new().author(b.public_key()),
+            Filter::new().since(Timestamp::from_secs(14)),
+        ],
+        vec![Filter::new()],
+    ] {
+        let expected: Vec<EventKey> = s
+            .query(filters.clone())
+            .await
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(s.keys(filters, 5000).await.unwrap(), expected);
+    }
+    // `max` bounds each filter without a smaller limit of its own.
+    assert_eq!(s.keys(vec![Filter::new()], 3).await.unwrap().len(), 3);
 }
 
 pub async fn pruning_keeps_protected_authors<

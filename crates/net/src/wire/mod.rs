@@ -69,6 +69,12 @@ pub enum RequestBody {
     /// "I no longer serve these authors (I left their home set): subscribe elsewhere."
     /// Sent by a former home-set member to the followers subscribed there.
     Moved { authors: Vec<String> },
+    /// One round of set reconciliation (negentropy) over the receiver's events matching
+    /// `filter` (its JSON text): the answer is `Reconciled`. Stateless at the receiver.
+    Reconcile {
+        filter: String,
+        message: serde_bytes::ByteBuf,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -94,6 +100,8 @@ pub enum ResponseBody {
     /// "I do not keep this author's events; these nodes should": the asked author's home
     /// set as the answering node sees it, closest first.
     Redirect { members: Vec<WireMember> },
+    /// The negentropy answer to a `Reconcile` round.
+    Reconciled { message: serde_bytes::ByteBuf },
 }
 
 /// A node and the addresses to dial it at, as text.
@@ -144,6 +152,7 @@ impl Request {
                 ("authors", authors.len(), limits.items)
             }
             RequestBody::Fetch { filters, .. } => ("filters", filters.len(), limits.items),
+            RequestBody::Reconcile { .. } => ("filters", 1, limits.items),
         };
         if n > max {
             return Err(format!("too many {what}: {n} (at most {max})"));
@@ -159,6 +168,7 @@ impl Request {
             RequestBody::Unsubscribe { .. } => "unsubscribe",
             RequestBody::Fetch { .. } => "fetch",
             RequestBody::Moved { .. } => "moved",
+            RequestBody::Reconcile { .. } => "reconcile",
         }
     }
 }

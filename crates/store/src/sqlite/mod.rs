@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::pool::ReadPool;
 use self::writer::{Counters, WriteCmd, Writer};
-use crate::{EventStore, SaveOutcome, StoreError, StoreOptions, StoreStats};
+use crate::{EventKey, EventStore, SaveOutcome, StoreError, StoreOptions, StoreStats};
 
 pub use self::insert::MAX_INDEXED_TAG_VALUE;
 
@@ -129,6 +129,13 @@ impl EventStore for SqliteStore {
         let now = now();
         self.readers
             .run(move |conn| query::select_json(conn, &filters, MAX_LIMIT, now))
+            .await
+    }
+
+    async fn keys(&self, filters: Vec<Filter>, max: usize) -> Result<Vec<EventKey>, StoreError> {
+        let now = now();
+        self.readers
+            .run(move |conn| query::select_keys(conn, &filters, max, now))
             .await
     }
 

@@ -11,6 +11,8 @@ use rusqlite::{params_from_iter, Connection};
 use starling_proto::filter::effective_limit;
 use starling_proto::{Filter, SingleLetterTag};
 
+use crate::EventKey;
+
 /// A filter rendered as a `WHERE` clause with its parameters.
 struct Clause {
     sql: String,
@@ -203,6 +205,21 @@ pub fn select_json(
             return rows;
         }
     }
+    let hits = select_hits(conn, filters, max_limit, now)?;
+    let mut stmt = conn.prepare_cached("SELECT json FROM event WHERE seq = ?1")?;
+    hits.iter()
+        .map(|h| stmt.query_row([h.2], |r| r.get(0)))
+        .collect()
+}
+
+/// The positions of events matching any of `filters`, newest first, ties by id, each
+/// filter's limit (at most `max_limit`) applied to its matches.
+fn select_hits(
+    conn: &Connection,
+    filters: &[Filter],
+    max_limit: usize,
+    now: i64,
+) -> rusqlite::Result<Vec<Hit>> {
     let mut chosen: HashMap<i64, Hit> = HashMap::new();
     for filter in filters {
         let limit = effective_limit(filter, max_limit);
@@ -220,10 +237,27 @@ pub fn select_json(
     }
     let mut hits: Vec<Hit> = chosen.into_values().collect();
     hits.sort_unstable_by(newest_first);
-    let mut stmt = conn.prepare_cached("SELECT json FROM event WHERE seq = ?1")?;
-    hits.iter()
-        .map(|h| stmt.query_row([h.2], |r| r.get(0)))
-        .collect()
+    Ok(hits)
+}
+
+/// The (created_at, id) of events matching any of `filters`, newest first: what set
+/// reconciliation compares, read off the indexes without touching the events' JSON.
+pub fn select_keys(
+    conn: &Connection,
+    filters: &[Filter],
+    max_limit: usize,
+    now: i64,
+) -> rusqlite::Result<Vec<EventKey>> {
+    let hits = select_hits(conn, filters, max_limit, now)?;
+    Ok(hits
+        .into_iter()
+        .filter_map(|(created_at, id, _)| {
+            Some(EventKey {
+                created_at: u64::try_from(created_at).ok()?,
+                id: id.try_into().ok()?,
+            })
+        })
+        .collect())
 }
 
 /// How many events match any of `filters`.
