@@ -2,12 +2,15 @@
 //! kind 3) and, for each followed author, a live subscription at one member of the
 //! author's home set: the primary first, failing over to the next member, then to the
 //! author's own node (found through its home record); a member that answers with a
-//! redirect adds the nodes it names. It subscribes with a since-time (so the
-//! subscription's answer is the catch-up after any downtime), renews the lease at half
-//! its length (catching up again each time, at the same node while it answers), and
-//! retries with backoff when every candidate failed. The serving node keeps its
-//! subscriber list across restarts. The set of followed authors is published for the
-//! write policy.
+//! redirect adds the nodes it names. Once subscribed (so nothing new is missed), it
+//! catches up: it reconciles a window of the author's events with the serving node and
+//! with one more member (two of three members always include one that acknowledged
+//! every event that reached a quorum) and fetches only what it lacks (see `catchup`).
+//! It renews the lease at half its length (catching up again each time, at the same
+//! node while it answers), re-subscribes everywhere at once when the node comes back
+//! online after losing every connection, and retries with backoff when every candidate
+//! failed. The serving node keeps its subscriber list across restarts. The set of
+//! followed authors is published for the write policy.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::event_times;
+use crate::catchup::CatchUp;
 use crate::handle::Network;
 use crate::homeset::Member;
 use crate::keep_alive::Reason;
@@ -35,11 +38,9 @@ const PARALLEL: usize = 16;
 /// First retry delay after a failure; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Catch-up pages fetched after a subscription at most.
-const MAX_PAGES: usize = 20;
-const PAGE: usize = 500;
-/// Overlap of the since-time with what the node already holds (clock skew, late events).
-const OVERLAP_SECS: u64 = 120;
+/// The subscription's own answer covers only this last moment; older events come by
+/// reconciliation.
+const LIVE_OVERLAP_SECS: u64 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -68,6 +69,7 @@ pub struct FollowTask {
     pub net: Network,
     pub ingest: Arc<Ingest>,
     pub store: Arc<dyn EventStore>,
+    pub catch_up: CatchUp,
     pub bus: EventBus,
     pub owner: PublicKey,
     pub lease: Duration,
@@ -87,6 +89,7 @@ impl FollowTask {
             self.apply_follow_list(&list, &mut authors);
         }
         let mut bus = self.bus.subscribe();
+        let mut online = self.net.reconnects();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut attempts: JoinSet<Outcome> = JoinSet::new();
         loop {
@@ -124,6 +127,23 @@ impl FollowTask {
                                 a.last = None;
                                 a.next_try = Instant::now();
                             }
+                        }
+                    }
+                }
+                changed = online.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    debug!("online again: re-subscribing and catching up");
+                    let now = Instant::now();
+                    for a in authors.values_mut() {
+                        match &mut a.state {
+                            State::Idle => {
+                                a.next_try = now;
+                                a.backoff = FIRST_BACKOFF;
+                            }
+                            State::Subscribed { renew_at, .. } => *renew_at = now,
+                            State::InFlight => {}
                         }
                     }
                 }
@@ -196,7 +216,7 @@ impl FollowTask {
             let attempt = Attempt {
                 net: self.net.clone(),
                 ingest: self.ingest.clone(),
-                store: self.store.clone(),
+                catch_up: self.catch_up.clone(),
                 author: *pk,
                 lease: self.lease,
             };
@@ -257,7 +277,7 @@ fn on_outcome(
 struct Attempt {
     net: Network,
     ingest: Arc<Ingest>,
-    store: Arc<dyn EventStore>,
+    catch_up: CatchUp,
     author: PublicKey,
     lease: Duration,
 }
@@ -269,8 +289,12 @@ impl Attempt {
         let mut own_node = last.as_ref().and_then(|(m, own)| own.then_some(m.peer));
         let mut queue: Vec<Member> = last.into_iter().map(|(m, _)| m).collect();
         let fresh = queue.is_empty();
+        let mut members = Vec::new();
         match self.net.home_set(self.author, fresh).await {
-            Ok(set) => queue.extend(set.members),
+            Ok(set) => {
+                members = set.members.clone();
+                queue.extend(set.members);
+            }
             Err(e) => debug!(author = %self.author, error = %e, "no home set yet"),
         }
         let mut tried: HashSet<PeerId> = HashSet::from([me]);
@@ -305,7 +329,8 @@ impl Attempt {
             match self.subscribe(&member).await {
                 Ok(Ok(n)) => {
                     let own = own_node == Some(member.peer);
-                    return Ok((member, n, own));
+                    let caught_up = n + self.reconcile(&member, &members).await;
+                    return Ok((member, caught_up, own));
                 }
                 Ok(Err(redirect)) => {
                     debug!(author = %self.author, peer = %member.peer, "redirected");
@@ -320,10 +345,10 @@ impl Attempt {
         }
     }
 
-    /// Subscribes at `target` and catches up from its answer; `Ok(Err(members))` is a
-    /// redirect to the nodes `target` names.
+    /// Subscribes at `target`, ingesting the few events its answer carries; `Ok(Err(members))` is
+    /// a redirect to the nodes `target` names.
     async fn subscribe(&self, target: &Member) -> Result<Result<usize, Vec<Member>>, NetError> {
-        let since = self.newest_held().await.saturating_sub(OVERLAP_SECS);
+        let since = Timestamp::now().as_secs().saturating_sub(LIVE_OVERLAP_SECS);
         let addrs = self
             .net
             .advertised()
@@ -341,52 +366,44 @@ impl Attempt {
             .net
             .request(target.peer, target.addrs.clone(), request)
             .await?;
-        let (events, mut more) = match delivered.response.body {
-            ResponseBody::Subscribed { events, more } => (events, more),
-            ResponseBody::Redirect { members } => {
-                return Ok(Err(members
-                    .iter()
-                    .filter_map(WireMember::to_member)
-                    .take(MAX_CANDIDATES)
-                    .collect()))
+        match delivered.response.body {
+            ResponseBody::Subscribed { events, .. } => {
+                Ok(Ok(ingest_by_author(&self.ingest, &events, self.author).await))
             }
-            ResponseBody::Refused { reason } => return Err(NetError::Refused(reason)),
-            _ => return Err(NetError::Protocol),
-        };
-        let mut stored = ingest_by_author(&self.ingest, &events, self.author).await;
-        let mut oldest = event_times::oldest(&events);
-        let mut pages = 0;
-        while more && pages < MAX_PAGES {
-            pages += 1;
-            let Some(until) = oldest else { break };
-            let filter = Filter::new()
-                .author(self.author)
-                .since(Timestamp::from(since))
-                .until(until)
-                .limit(PAGE);
-            let request = Request::new(RequestBody::Fetch {
-                filters: vec![filter.as_json()],
-                limit: PAGE as u32,
-            });
-            let page = self
-                .net
-                .request(target.peer, target.addrs.clone(), request)
-                .await?;
-            let ResponseBody::Events { events, more: m } = page.response.body else {
-                break;
-            };
-            stored += ingest_by_author(&self.ingest, &events, self.author).await;
-            let next = event_times::oldest(&events);
-            if next.is_none() || next == oldest {
-                break;
-            }
-            oldest = next;
-            more = m;
+            ResponseBody::Redirect { members } => Ok(Err(members
+                .iter()
+                .filter_map(WireMember::to_member)
+                .take(MAX_CANDIDATES)
+                .collect())),
+            ResponseBody::Refused { reason } => Err(NetError::Refused(reason)),
+            _ => Err(NetError::Protocol),
         }
-        Ok(Ok(stored))
     }
 
-    async fn newest_held(&self) -> u64 {
-        event_times::newest_stored(self.store.as_ref(), Filter::new().author(self.author)).await
+    /// Catches up with the serving node and one more member of the home set; returns
+    /// how many events were newly stored. Failures only cost completeness until the next
+    /// renewal, so they are logged, not returned.
+    async fn reconcile(&self, target: &Member, members: &[Member]) -> usize {
+        let me = self.net.peer_id();
+        let filter = self.catch_up.window(Filter::new().author(self.author)).await;
+        let second = members.iter().find(|m| m.peer != target.peer && m.peer != me);
+        let mut stored = 0;
+        for member in std::iter::once(target).chain(second) {
+            let author = self.author;
+            let check = |e: &Event| {
+                if e.pubkey == author {
+                    Ok(())
+                } else {
+                    Err("not by the reconciled author".to_string())
+                }
+            };
+            match self.catch_up.with_member(member, &filter, check).await {
+                Ok(n) => stored += n,
+                Err(e) => {
+                    debug!(author = %self.author, peer = %member.peer, error = %e, "catch-up failed")
+                }
+            }
+        }
+        stored
     }
 }

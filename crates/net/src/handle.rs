@@ -132,6 +132,7 @@ pub struct Network {
     pub(crate) peer_id: PeerId,
     pub(crate) advertised: watch::Receiver<Vec<Multiaddr>>,
     pub(crate) routing: watch::Receiver<u64>,
+    pub(crate) online: watch::Receiver<u64>,
 }
 
 /// What the actor hands to the node's request service.
@@ -166,6 +167,12 @@ impl Network {
     /// to re-check home-set roles.
     pub fn routing_changes(&self) -> watch::Receiver<u64> {
         self.routing.clone()
+    }
+
+    /// Bumped each time the node goes from no connection at all to one: at start and
+    /// after every loss of connectivity. Catch-up runs again on each bump.
+    pub fn reconnects(&self) -> watch::Receiver<u64> {
+        self.online.clone()
     }
 
     /// Sends `request` to `peer` (dialling `addrs` if not connected) and waits for the

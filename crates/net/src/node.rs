@@ -20,6 +20,7 @@ use tracing::warn;
 use crate::actor;
 use crate::config::NetSettings;
 use crate::fetch::Fetcher;
+use crate::catchup::{CatchUp, Progress, ProgressStatus};
 use crate::follow::FollowTask;
 use crate::handle::{NetStatus, Network};
 use crate::held::Holdings;
@@ -60,6 +61,7 @@ pub struct NetRemote {
     subscribers: Arc<Subscribers>,
     follows: Option<Follows>,
     holdings: Option<Arc<Holdings>>,
+    progress: Option<Arc<Progress>>,
 }
 
 /// The network part of `starling status`.
@@ -72,6 +74,8 @@ pub struct NetNodeStatus {
     pub subscribers: usize,
     /// Authors whose events this node keeps as a member of their home set.
     pub home_for: usize,
+    /// The catch-up in progress: events found missing and fetched so far.
+    pub catch_up: ProgressStatus,
 }
 
 impl NetNode {
@@ -124,7 +128,16 @@ impl NetNode {
             served,
             shutdown.clone(),
         ));
+        let progress = Arc::new(Progress::default());
+        tasks.spawn(progress.clone().report(shutdown.clone()));
+        let catch_up = CatchUp {
+            net: network.clone(),
+            store: parts.store.clone(),
+            ingest: parts.ingest.clone(),
+            progress: progress.clone(),
+        };
         let follow = FollowTask {
+            catch_up: catch_up.clone(),
             net: network.clone(),
             ingest: parts.ingest.clone(),
             store: parts.store.clone(),
@@ -147,15 +160,14 @@ impl NetNode {
         };
         tasks.spawn(outbox_task.run(shutdown.clone()));
         let inbox = InboxTask {
-            net: network.clone(),
-            ingest: parts.ingest.clone(),
-            store: parts.store.clone(),
+            catch_up: catch_up.clone(),
             owner,
         };
         tasks.spawn(inbox.run(shutdown.clone()));
         let repair = RepairTask {
             net: network.clone(),
             store: parts.store.clone(),
+            ingest: parts.ingest.clone(),
             holdings: holdings.clone(),
             subscribers: subs.clone(),
             db: outbox.clone(),
@@ -192,6 +204,7 @@ impl NetNode {
             subscribers: subs,
             follows: Some(follows),
             holdings: Some(holdings),
+            progress: Some(progress),
         });
         Ok(Self {
             remote,
@@ -228,6 +241,7 @@ impl NetNode {
             subscribers: Arc::new(Subscribers::default()),
             follows: None,
             holdings: None,
+            progress: None,
         });
         Ok(Self {
             remote,
@@ -260,6 +274,10 @@ impl NetRemote {
             follows: self.follows.as_ref().map_or(0, |f| f.borrow().len()),
             subscribers: self.subscribers.len(),
             home_for: self.holdings.as_ref().map_or(0, |h| h.len()),
+            catch_up: self
+                .progress
+                .as_ref()
+                .map_or_else(ProgressStatus::default, |p| p.snapshot()),
         })
     }
 }

@@ -137,13 +137,15 @@ pub async fn reconcile(
 }
 
 /// Fetches the events `ids` from `member` and ingests those `check` accepts; returns how
-/// many were newly stored. Stops at the first chunk the member does not answer.
+/// many were newly stored. `fetched` hears how many events each answer carried. Stops at
+/// the first chunk the member does not answer.
 pub async fn pull(
     net: &Network,
     member: &Member,
     ingest: &Ingest,
     ids: &[EventId],
     check: impl Fn(&Event) -> Result<(), String>,
+    fetched: impl Fn(usize),
 ) -> Result<usize, NetError> {
     let mut stored = 0;
     for chunk in ids.chunks(CHUNK) {
@@ -157,6 +159,7 @@ pub async fn pull(
             .await?;
         match delivered.response.body {
             ResponseBody::Events { events, .. } => {
+                fetched(events.len());
                 stored += ingest_answer(ingest, &events, &check).await;
             }
             ResponseBody::Refused { reason } => return Err(NetError::Refused(reason)),

@@ -1,20 +1,20 @@
 //! Home-set upkeep at a member. After the routing table changed (debounced) and
-//! periodically, the node looks up the home set of every author it holds, afresh:
-//! - still a member: it hands the author's events (and the author's inbox) to members
-//!   that joined the set since the last round, so a newcomer that is now closer has them;
-//! - no longer a member: it hands them to the current members, tells the followers
-//!   subscribed here for that author to subscribe elsewhere (`Moved`), and stops holding
-//!   the author.
+//! periodically, the node looks up the home set of every author it holds, afresh, and
+//! reconciles (negentropy) the author's events and the author's inbox with every other
+//! member, each up to the quota:
+//! - still a member: it pushes what a member lacks (a newcomer that is now closer gets
+//!   everything; a member that missed a push gets that event) and fetches what it lacks
+//!   itself, so the members converge on the union of what reached any of them;
+//! - no longer a member: it pushes what the members lack, tells the followers subscribed
+//!   here for that author to subscribe elsewhere (`Moved`), and stops holding the author.
 //!
-//! The hand-off pushes the most recent events (up to [`HANDOFF`] of the author's and as
-//! many of its inbox); members already holding them acknowledge them as duplicates.
+//! When the sets agree a reconciliation costs one small round trip per filter.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::PeerId;
-use starling_proto::{Filter, PublicKey};
+use starling_core::Ingest;
+use starling_proto::{Event, Filter, PublicKey};
 use starling_store::EventStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -24,13 +24,11 @@ use crate::handle::Network;
 use crate::held::Holdings;
 use crate::homeset::Member;
 use crate::outbox::OutboxDb;
+use crate::policy::tags_owner;
+use crate::reconcile;
 use crate::subscribers::{self, Subscribers};
-use crate::wire::{Request, RequestBody, ResponseBody};
+use crate::wire::{Request, RequestBody};
 
-/// Events of one author (and of its inbox) handed over at most.
-const HANDOFF: usize = 2_000;
-/// Events per push.
-const BATCH: usize = 200;
 /// Quiet time after a routing change before a round.
 const DEBOUNCE: Duration = Duration::from_secs(3);
 
@@ -38,6 +36,7 @@ const DEBOUNCE: Duration = Duration::from_secs(3);
 pub struct RepairTask {
     pub net: Network,
     pub store: Arc<dyn EventStore>,
+    pub ingest: Arc<Ingest>,
     pub holdings: Arc<Holdings>,
     pub subscribers: Arc<Subscribers>,
     pub db: OutboxDb,
@@ -47,7 +46,6 @@ pub struct RepairTask {
 impl RepairTask {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut routing = self.net.routing_changes();
-        let mut known: HashMap<PublicKey, HashSet<PeerId>> = HashMap::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -63,16 +61,13 @@ impl RepairTask {
                     routing.borrow_and_update();
                 }
             }
-            self.round(&mut known).await;
+            self.round().await;
         }
     }
 
-    async fn round(&self, known: &mut HashMap<PublicKey, HashSet<PeerId>>) {
+    async fn round(&self) {
         let me = self.net.peer_id();
-        let authors = self.holdings.authors();
-        let held: HashSet<&PublicKey> = authors.iter().collect();
-        known.retain(|a, _| held.contains(a));
-        for author in authors {
+        for author in self.holdings.authors() {
             let set = match self.net.home_set(author, true).await {
                 Ok(set) => set,
                 Err(e) => {
@@ -80,63 +75,60 @@ impl RepairTask {
                     continue;
                 }
             };
-            let others: Vec<&Member> = set.members.iter().filter(|m| m.peer != me).collect();
-            if set.contains(&me) {
-                let seen = known.entry(author).or_default();
-                for m in others.iter().filter(|m| !seen.contains(&m.peer)) {
-                    // The first round after start has no memory: hand off to everyone.
-                    self.hand_off(author, m).await;
-                }
-                *seen = set.members.iter().map(|m| m.peer).collect();
-            } else {
+            let member = set.contains(&me);
+            if !member {
                 info!(%author, "left this author's home set: handing its events over");
-                for m in &others {
-                    self.hand_off(author, m).await;
-                }
+            }
+            for m in set.members.iter().filter(|m| m.peer != me) {
+                self.sync(author, m, member).await;
+            }
+            if !member {
                 self.tell_followers(author).await;
                 self.holdings.release(&author).await;
-                known.remove(&author);
             }
         }
     }
 
-    /// Pushes `author`'s recent events and inbox to `member`.
-    async fn hand_off(&self, author: PublicKey, member: &Member) {
-        let filters = vec![
-            Filter::new().author(author).limit(HANDOFF),
-            Filter::new().pubkey(author).limit(HANDOFF),
+    /// Reconciles `author`'s events and inbox with `member`: pushes what it lacks and,
+    /// when this node stays a member (`pull`), fetches what this node lacks.
+    async fn sync(&self, author: PublicKey, member: &Member, pull: bool) {
+        let quota = self.settings.quota_events as usize;
+        let filters = [
+            Filter::new().author(author).limit(quota),
+            Filter::new().pubkey(author).limit(quota),
         ];
-        let events = match self.store.query_json(filters).await {
-            Ok(events) => events,
-            Err(e) => return debug!(%author, error = %e, "repair: cannot read events"),
-        };
-        let total = events.len();
-        let mut taken = 0;
-        for chunk in events.chunks(BATCH) {
-            let request = Request::new(RequestBody::Push {
-                events: chunk.to_vec(),
-            });
-            match self
-                .net
-                .request(member.peer, member.addrs.clone(), request)
-                .await
-            {
-                Ok(d) => match d.response.body {
-                    ResponseBody::Ack { results } => {
-                        taken += results.iter().filter(|r| r.is_none()).count()
+        for filter in filters {
+            let diff =
+                match reconcile::reconcile(&self.net, member, self.store.as_ref(), &filter).await {
+                    Ok(diff) => diff,
+                    Err(e) => {
+                        return debug!(%author, peer = %member.peer, error = %e, "repair: member did not reconcile")
                     }
-                    other => {
-                        debug!(peer = %member.peer, answer = ?other, "repair: hand-off refused");
-                        return;
+                };
+            if !diff.have.is_empty() {
+                match reconcile::push(&self.net, member, self.store.as_ref(), &diff.have).await {
+                    Ok(taken) => {
+                        debug!(%author, peer = %member.peer, lacked = diff.have.len(), taken, "repair: handed events over")
                     }
-                },
-                Err(e) => {
-                    debug!(peer = %member.peer, error = %e, "repair: member unreachable");
-                    return;
+                    Err(e) => debug!(%author, peer = %member.peer, error = %e, "repair: hand-off failed"),
+                }
+            }
+            if pull && !diff.need.is_empty() {
+                let check = |e: &Event| {
+                    if e.pubkey == author || tags_owner(e, &author) {
+                        Ok(())
+                    } else {
+                        Err("neither by nor for the repaired author".to_string())
+                    }
+                };
+                match reconcile::pull(&self.net, member, &self.ingest, &diff.need, check, |_| {}).await {
+                    Ok(stored) => {
+                        debug!(%author, peer = %member.peer, missing = diff.need.len(), stored, "repair: fetched what this member lacked")
+                    }
+                    Err(e) => debug!(%author, peer = %member.peer, error = %e, "repair: fetch failed"),
                 }
             }
         }
-        debug!(%author, peer = %member.peer, total, taken, "handed events over");
     }
 
     /// Tells the followers subscribed here for `author` to go elsewhere.

@@ -1,6 +1,9 @@
 //! The NIP-01 relay endpoint on `/`: WebSocket upgrades become [`session`]s; plain GETs get
 //! the NIP-11 document (when they accept `application/nostr+json`) or a short HTML page.
+//! Sessions speak NIP-01, NIP-45 COUNT and NIP-77 negentropy sync ([`negentropy`]).
 
+mod neg_message;
+mod negentropy;
 mod session;
 
 use std::sync::Arc;

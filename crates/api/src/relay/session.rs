@@ -1,10 +1,12 @@
 //! One client's relay session: parses its messages, runs EVENTs through the ingest path
 //! (many at once, so a pipelining client gets batched commits and both cores verify
 //! signatures), answers REQ with stored events then EOSE and keeps the subscription live,
-//! and answers COUNT and CLOSE. Generic over text streams so tests can drive it directly.
+//! and answers COUNT and CLOSE, and NIP-77's NEG-OPEN, NEG-MSG and NEG-CLOSE (the
+//! reconciliation itself is [`super::negentropy`]'s). Generic over text streams so tests can
+//! drive it directly.
 //!
-//! Replies to EVENTs go out in the order the EVENTs came in. Before a REQ or COUNT is
-//! answered, every earlier EVENT has been stored, so a client sees its own writes.
+//! Replies to EVENTs go out in the order the EVENTs came in. Before a REQ, COUNT or NEG-OPEN
+//! is answered, every earlier EVENT has been stored, so a client sees its own writes.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,10 +19,14 @@ use starling_proto::message::parse_client_message;
 use starling_proto::{
     matches_any, raw_event_id, ClientMessage, Filter, MessageError, RelayMessage, SubscriptionId,
 };
+use starling_store::negentropy_storage;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
 
+use super::neg_message::{self, NegParseError, NegRequest};
+use super::negentropy::{NegError, NegSessions, MAX_ITEMS};
 use crate::ApiState;
 
 /// EVENTs of one connection being validated and stored at once.
@@ -43,6 +49,8 @@ struct Session<O> {
     /// The live event feed, held only while subscriptions are open: a connection that
     /// only publishes costs the bus nothing.
     live: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    /// Open NIP-77 sessions, as many as REQ subscriptions may be.
+    neg: NegSessions,
 }
 
 /// The next live event, or never when there is no feed.
@@ -70,6 +78,7 @@ where
         subs: HashMap::new(),
         pending: FuturesOrdered::new(),
         live: None,
+        neg: NegSessions::new(state.limits.max_subscriptions, MAX_ITEMS),
     };
     async {
         debug!("session opened");
@@ -124,6 +133,9 @@ impl<O: Sink<String> + Unpin> Session<O> {
                     self.live = None;
                 }
                 true
+            }
+            Err(MessageError::Unsupported(kind)) if kind.starts_with("NEG-") => {
+                self.negentropy(text).await
             }
             Err(MessageError::BadSubscription { sub_id, reason }) => {
                 self.send(RelayMessage::Closed(&sub_id, &reason)).await
@@ -265,6 +277,86 @@ impl<O: Sink<String> + Unpin> Session<O> {
                     .await
             }
         }
+    }
+
+    /// Handles one NIP-77 message; false when the connection should end.
+    async fn negentropy(&mut self, text: &str) -> bool {
+        let now = Instant::now();
+        match neg_message::parse(text, &self.state.limits) {
+            Ok(NegRequest::Open {
+                sub_id,
+                filter,
+                initial,
+            }) => {
+                if !self.drain().await {
+                    return false;
+                }
+                let reply = self.neg_open(&sub_id, filter, &initial, now).await;
+                self.neg_reply(&sub_id, reply).await
+            }
+            Ok(NegRequest::Msg { sub_id, message }) => {
+                let reply = self.neg.reconcile(&sub_id, &message, now);
+                self.neg_reply(&sub_id, reply).await
+            }
+            Ok(NegRequest::Close(sub_id)) => {
+                self.neg.close(&sub_id);
+                true
+            }
+            Err(NegParseError::Session { sub_id, error }) => {
+                self.neg_reply(&sub_id, Err(error)).await
+            }
+            Err(e @ NegParseError::Malformed(_)) => {
+                self.send(RelayMessage::Notice(&format!("error: {e}")))
+                    .await
+            }
+        }
+    }
+
+    /// Builds the set of stored events `filter` matches (as REQ would see them, at most
+    /// the room the connection has left) and opens a session over it.
+    async fn neg_open(
+        &mut self,
+        sub_id: &SubscriptionId,
+        filter: Filter,
+        initial: &[u8],
+        now: Instant,
+    ) -> Result<Vec<u8>, NegError> {
+        let room = self.neg.prepare_open(sub_id, now)?;
+        let filters = vec![filter];
+        self.state.fetch_missing(&filters).await;
+        let keys = self
+            .state
+            .store
+            .keys(filters, room.saturating_add(1))
+            .await
+            .map_err(NegError::Store)?;
+        if keys.len() > room {
+            return Err(NegError::TooManyRecords(room));
+        }
+        let items = keys.len();
+        // Sorting half a million keys is CPU work the session's thread should not do.
+        let storage = tokio::task::spawn_blocking(move || negentropy_storage(&keys))
+            .await
+            .map_err(|_| NegError::Internal)?
+            .map_err(NegError::Set)?;
+        self.neg.open(sub_id.clone(), storage, items, initial, now)
+    }
+
+    /// Answers a negentropy request: its next message, or NEG-ERR (which ends the session).
+    async fn neg_reply(
+        &mut self,
+        sub_id: &SubscriptionId,
+        reply: Result<Vec<u8>, NegError>,
+    ) -> bool {
+        let msg = match reply {
+            Ok(message) => neg_message::msg_json(sub_id, &message),
+            Err(e) => {
+                debug!(error = %e, sub = %sub_id, "negentropy request refused");
+                self.neg.close(sub_id);
+                neg_message::err_json(sub_id, &e)
+            }
+        };
+        self.out.send(msg).await.is_ok()
     }
 
     /// Sends a newly accepted event to every subscription it matches.

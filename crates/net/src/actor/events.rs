@@ -42,6 +42,9 @@ impl Actor {
                     Path::Direct
                 };
                 debug!(peer = %peer_id, %addr, ?path, "connected");
+                if self.conns.is_empty() {
+                    self.online.send_modify(|n| *n += 1);
+                }
                 self.conns.insert(
                     connection_id,
                     Conn {

@@ -61,6 +61,8 @@ pub(crate) struct Actor {
     homes: HomeLookups,
     /// Bumped on routing-table changes (see [`Network::routing_changes`]).
     routing: watch::Sender<u64>,
+    /// Bumped when the node goes from no connection to one (see [`Network::reconnects`]).
+    online: watch::Sender<u64>,
     conns: HashMap<ConnectionId, Conn>,
     strikes: Strikes,
     addrs: Addresses,
@@ -102,11 +104,13 @@ pub fn spawn(
     let (inbound_tx, inbound_rx) = mpsc::channel(CHANNEL);
     let (advertised_tx, advertised) = watch::channel(Vec::new());
     let (routing_tx, routing) = watch::channel(0);
+    let (online_tx, online) = watch::channel(0);
     let network = Network {
         tx,
         peer_id: *swarm.local_peer_id(),
         advertised,
         routing,
+        online,
     };
     let actor = Actor {
         addrs: Addresses::new(&settings, advertised_tx),
@@ -119,6 +123,7 @@ pub fn spawn(
         resolves: Resolves::default(),
         homes: HomeLookups::default(),
         routing: routing_tx,
+        online: online_tx,
         conns: HashMap::new(),
         strikes: Strikes::default(),
         shutdown,
