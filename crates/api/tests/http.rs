@@ -243,10 +243,11 @@ async fn nip11_status_and_a_websocket_over_tcp() {
     let doc: Value =
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(doc["pubkey"], json!(node.owner.public_key().to_hex()));
-    assert!(doc["supported_nips"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(45)));
+    let nips = doc["supported_nips"].as_array().unwrap();
+    assert!(
+        nips.contains(&json!(45)) && nips.contains(&json!(77)),
+        "{nips:?}"
+    );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
