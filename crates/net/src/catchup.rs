@@ -161,11 +161,10 @@ impl CatchUp {
         self.progress
             .missing
             .fetch_add(diff.need.len() as u64, Ordering::Relaxed);
-        let stored =
-            reconcile::pull(&self.net, member, &self.ingest, &diff.need, &check, |n| {
-                self.progress.fetched.fetch_add(n as u64, Ordering::Relaxed);
-            })
-            .await?;
+        let stored = reconcile::pull(&self.net, member, &self.ingest, &diff.need, &check, |n| {
+            self.progress.fetched.fetch_add(n as u64, Ordering::Relaxed);
+        })
+        .await?;
         Ok(stored)
     }
 }

@@ -74,6 +74,8 @@ pub struct FollowTask {
     pub owner: PublicKey,
     pub lease: Duration,
     pub follows: watch::Sender<Arc<HashSet<PublicKey>>>,
+    /// How many followed authors have a live subscription (for `status`).
+    pub subscribed: watch::Sender<usize>,
     /// Nodes that stopped serving some authors (they left the authors' home sets).
     pub moved: mpsc::Receiver<(PeerId, Vec<PublicKey>)>,
 }
@@ -90,6 +92,7 @@ impl FollowTask {
         }
         let mut bus = self.bus.subscribe();
         let mut online = self.net.reconnects();
+        let mut lost = self.net.disconnects();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut attempts: JoinSet<Outcome> = JoinSet::new();
         loop {
@@ -116,6 +119,11 @@ impl FollowTask {
                         for (peer, on) in on_outcome(outcome, &mut authors, self.lease) {
                             self.net.keep_alive(peer, Reason::Following, on).await;
                         }
+                        let live = authors
+                            .values()
+                            .filter(|a| matches!(a.state, State::Subscribed { .. }))
+                            .count();
+                        self.subscribed.send_if_modified(|n| std::mem::replace(n, live) != live);
                     }
                 }
                 Some((peer, moved)) = self.moved.recv() => {
@@ -128,6 +136,30 @@ impl FollowTask {
                                 a.next_try = Instant::now();
                             }
                         }
+                    }
+                }
+                gone = lost.recv() => {
+                    let now = Instant::now();
+                    match gone {
+                        // The serving node went away: fail over now, not at renewal.
+                        Ok(peer) => {
+                            for a in authors.values_mut() {
+                                if let State::Subscribed { peer: p, renew_at } = &mut a.state {
+                                    if *p == peer {
+                                        debug!(%peer, "the serving node disconnected: subscribing again");
+                                        *renew_at = now;
+                                    }
+                                }
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            for a in authors.values_mut() {
+                                if let State::Subscribed { renew_at, .. } = &mut a.state {
+                                    *renew_at = now;
+                                }
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
                 changed = online.changed() => {
@@ -368,7 +400,9 @@ impl Attempt {
             .await?;
         match delivered.response.body {
             ResponseBody::Subscribed { events, .. } => {
-                Ok(Ok(ingest_by_author(&self.ingest, &events, self.author).await))
+                Ok(Ok(
+                    ingest_by_author(&self.ingest, &events, self.author).await
+                ))
             }
             ResponseBody::Redirect { members } => Ok(Err(members
                 .iter()
@@ -385,8 +419,13 @@ impl Attempt {
     /// renewal, so they are logged, not returned.
     async fn reconcile(&self, target: &Member, members: &[Member]) -> usize {
         let me = self.net.peer_id();
-        let filter = self.catch_up.window(Filter::new().author(self.author)).await;
-        let second = members.iter().find(|m| m.peer != target.peer && m.peer != me);
+        let filter = self
+            .catch_up
+            .window(Filter::new().author(self.author))
+            .await;
+        let second = members
+            .iter()
+            .find(|m| m.peer != target.peer && m.peer != me);
         let mut stored = 0;
         for member in std::iter::once(target).chain(second) {
             let author = self.author;

@@ -7,7 +7,7 @@ use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use starling_proto::PublicKey;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::actor::LocalView;
 use crate::home::HomeRecord;
@@ -133,6 +133,7 @@ pub struct Network {
     pub(crate) advertised: watch::Receiver<Vec<Multiaddr>>,
     pub(crate) routing: watch::Receiver<u64>,
     pub(crate) online: watch::Receiver<u64>,
+    pub(crate) lost: broadcast::Sender<PeerId>,
 }
 
 /// What the actor hands to the node's request service.
@@ -173,6 +174,11 @@ impl Network {
     /// after every loss of connectivity. Catch-up runs again on each bump.
     pub fn reconnects(&self) -> watch::Receiver<u64> {
         self.online.clone()
+    }
+
+    /// Peers as their last connection to this node closes: a serving node that went away.
+    pub fn disconnects(&self) -> broadcast::Receiver<PeerId> {
+        self.lost.subscribe()
     }
 
     /// Sends `request` to `peer` (dialling `addrs` if not connected) and waits for the

@@ -82,7 +82,9 @@ impl InboxTask {
                     asked += 1;
                     stored += n;
                 }
-                Err(e) => debug!(peer = %member.peer, error = %e, "inbox: member did not reconcile"),
+                Err(e) => {
+                    debug!(peer = %member.peer, error = %e, "inbox: member did not reconcile")
+                }
             }
         }
         let alone = set.members.iter().all(|m| m.peer == me);

@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::actor;
+use crate::catchup::{CatchUp, Progress, ProgressStatus};
 use crate::config::NetSettings;
 use crate::fetch::Fetcher;
-use crate::catchup::{CatchUp, Progress, ProgressStatus};
 use crate::follow::FollowTask;
 use crate::handle::{NetStatus, Network};
 use crate::held::Holdings;
@@ -62,6 +62,7 @@ pub struct NetRemote {
     follows: Option<Follows>,
     holdings: Option<Arc<Holdings>>,
     progress: Option<Arc<Progress>>,
+    subscribed: Option<watch::Receiver<usize>>,
 }
 
 /// The network part of `starling status`.
@@ -71,6 +72,8 @@ pub struct NetNodeStatus {
     pub net: NetStatus,
     pub outbox: Depth,
     pub follows: usize,
+    /// Followed authors with a live subscription at a home-set member or their node.
+    pub subscribed: usize,
     pub subscribers: usize,
     /// Authors whose events this node keeps as a member of their home set.
     pub home_for: usize,
@@ -91,6 +94,7 @@ impl NetNode {
         });
         let (follows_tx, follows) = watch::channel(Arc::new(HashSet::new()));
         let (moved_tx, moved_rx) = mpsc::channel(64);
+        let (touched_tx, touched_rx) = mpsc::channel(1024);
         let subs = Arc::new(Subscribers::default());
         subscribers::restore(&subs, &outbox, &network).await;
         let owner = parts.owner;
@@ -117,6 +121,7 @@ impl NetNode {
             db: outbox.clone(),
             holdings: holdings.clone(),
             moved: moved_tx,
+            touched: touched_tx,
             limits: WireLimits::default(),
         };
         tasks.spawn(service.run(inbound, shutdown.clone()));
@@ -136,7 +141,9 @@ impl NetNode {
             ingest: parts.ingest.clone(),
             progress: progress.clone(),
         };
+        let (subscribed_tx, subscribed) = watch::channel(0);
         let follow = FollowTask {
+            subscribed: subscribed_tx,
             catch_up: catch_up.clone(),
             net: network.clone(),
             ingest: parts.ingest.clone(),
@@ -172,6 +179,7 @@ impl NetNode {
             subscribers: subs.clone(),
             db: outbox.clone(),
             settings: parts.settings.home,
+            touched: touched_rx,
         };
         tasks.spawn(repair.run(shutdown.clone()));
         match parts.owner_keys {
@@ -205,6 +213,7 @@ impl NetNode {
             follows: Some(follows),
             holdings: Some(holdings),
             progress: Some(progress),
+            subscribed: Some(subscribed),
         });
         Ok(Self {
             remote,
@@ -242,6 +251,7 @@ impl NetNode {
             follows: None,
             holdings: None,
             progress: None,
+            subscribed: None,
         });
         Ok(Self {
             remote,
@@ -252,6 +262,13 @@ impl NetNode {
 
     pub fn network(&self) -> &Network {
         &self.remote.network
+    }
+
+    /// Stops as a crash would: every task aborted where it stands, without waiting for
+    /// anything (the swarm actor closes its connections at its next turn).
+    pub fn kill(mut self) {
+        self.shutdown.cancel();
+        self.tasks.abort_all();
     }
 
     /// Stops every task and waits for them.
@@ -272,6 +289,7 @@ impl NetRemote {
             net,
             outbox,
             follows: self.follows.as_ref().map_or(0, |f| f.borrow().len()),
+            subscribed: self.subscribed.as_ref().map_or(0, |s| *s.borrow()),
             subscribers: self.subscribers.len(),
             home_for: self.holdings.as_ref().map_or(0, |h| h.len()),
             catch_up: self

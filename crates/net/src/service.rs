@@ -58,6 +58,9 @@ pub struct Service {
     pub holdings: Arc<Holdings>,
     /// Tells the follow task that a node stopped serving some followed authors.
     pub moved: mpsc::Sender<(PeerId, Vec<PublicKey>)>,
+    /// Tells the repair task which held authors (or inboxes) just got new events, so the
+    /// other members get them soon, not at the next periodic round.
+    pub touched: mpsc::Sender<PublicKey>,
     pub limits: WireLimits,
 }
 
@@ -209,7 +212,12 @@ impl Service {
                 })
                 .await;
             results.push(match result {
-                Ok(_) => None,
+                Ok(ack) => {
+                    if !ack.duplicate {
+                        self.touch(json);
+                    }
+                    None
+                }
                 Err(e) => {
                     if matches!(e, IngestError::Invalid(_)) {
                         invalid += 1;
@@ -310,6 +318,22 @@ impl Service {
             }
         }
         kept
+    }
+
+    /// Notes the held authors and inboxes a newly stored event belongs to.
+    fn touch(&self, json: &str) {
+        let Ok(peek) = serde_json::from_str::<Peek>(json) else {
+            return;
+        };
+        let owner = self.policy.owner();
+        let author = PublicKey::from_hex(&peek.pubkey).ok();
+        let tagged = p_tag_keys(peek.tags.iter().map(Vec::as_slice)).take(MAX_INBOX_TAGS);
+        for pk in author.into_iter().chain(tagged) {
+            if pk != owner && self.holdings.holds(&pk) {
+                // A full queue only delays the sync to the periodic round.
+                let _ = self.touched.try_send(pk);
+            }
+        }
     }
 
     /// Tells the asker where `author`'s events are kept.

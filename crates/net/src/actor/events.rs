@@ -63,6 +63,8 @@ impl Actor {
                 self.conns.remove(&connection_id);
                 if num_established == 0 {
                     debug!(peer = %peer_id, "disconnected");
+                    // Nobody listening is fine.
+                    let _ = self.lost.send(peer_id);
                     self.addrs.relay_candidates.remove(&peer_id);
                 }
             }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::ConnectionId;
 use libp2p::{gossipsub, kad, Multiaddr, PeerId, Swarm};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -38,6 +38,8 @@ use self::resolve::Resolves;
 
 /// How many commands and inbound items may wait.
 const CHANNEL: usize = 1024;
+/// Disconnections buffered for a slow listener (it then re-checks everything).
+const LOST_CAPACITY: usize = 256;
 /// How often timers (resolve deadlines, bans, relay choice) are checked.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -63,10 +65,15 @@ pub(crate) struct Actor {
     routing: watch::Sender<u64>,
     /// Bumped when the node goes from no connection to one (see [`Network::reconnects`]).
     online: watch::Sender<u64>,
+    /// Peers whose last connection closed (see [`Network::disconnects`]).
+    lost: broadcast::Sender<PeerId>,
     conns: HashMap<ConnectionId, Conn>,
     strikes: Strikes,
     addrs: Addresses,
     shutdown: CancellationToken,
+    /// The listeners opened at start, closed explicitly at the end (the memory transport
+    /// frees its port only then, not when dropped).
+    listeners: Vec<libp2p::core::transport::ListenerId>,
 }
 
 /// Builds the swarm, starts listening and dialling the bootstrap nodes, and spawns the
@@ -84,10 +91,12 @@ pub fn spawn(
     NetError,
 > {
     let mut swarm = build_swarm(key, &settings)?;
+    let mut listeners = Vec::with_capacity(settings.listen.len());
     for addr in &settings.listen {
-        swarm
+        let id = swarm
             .listen_on(addr.clone())
-            .map_err(|e| NetError::Listen(addr.to_string(), e.to_string()))?;
+            .map_err(|e| NetError::Listen(addr.to_string(), format!("{e:?}")))?;
+        listeners.push(id);
     }
     for addr in &settings.bootstrap {
         info!(%addr, "dialling bootstrap node");
@@ -105,12 +114,14 @@ pub fn spawn(
     let (advertised_tx, advertised) = watch::channel(Vec::new());
     let (routing_tx, routing) = watch::channel(0);
     let (online_tx, online) = watch::channel(0);
+    let (lost, _) = broadcast::channel(LOST_CAPACITY);
     let network = Network {
         tx,
         peer_id: *swarm.local_peer_id(),
         advertised,
         routing,
         online,
+        lost: lost.clone(),
     };
     let actor = Actor {
         addrs: Addresses::new(&settings, advertised_tx),
@@ -124,9 +135,11 @@ pub fn spawn(
         homes: HomeLookups::default(),
         routing: routing_tx,
         online: online_tx,
+        lost,
         conns: HashMap::new(),
         strikes: Strikes::default(),
         shutdown,
+        listeners,
     };
     let task = tokio::spawn(actor.run());
     Ok((network, inbound_rx, task))
@@ -147,6 +160,9 @@ impl Actor {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = tick.tick() => self.on_tick(),
             }
+        }
+        for id in std::mem::take(&mut self.listeners) {
+            self.swarm.remove_listener(id);
         }
         debug!("swarm actor stopped");
     }

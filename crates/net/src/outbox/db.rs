@@ -228,6 +228,18 @@ impl OutboxDb {
         .await
     }
 
+    /// The event ids whose row for `target` was delivered (for a home set: reached its
+    /// quorum).
+    pub async fn delivered_ids(&self, target: String) -> Result<Vec<String>, NetError> {
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare("SELECT event_id FROM outbox WHERE target = ?1 AND state = 1")?;
+            let ids = stmt.query_map([target], |r| r.get(0))?.collect();
+            ids
+        })
+        .await
+    }
+
     /// How many rows for `target` are still pending (any due time).
     pub async fn pending_for(&self, target: String) -> Result<u64, NetError> {
         self.with(move |c| {

@@ -1,20 +1,24 @@
 //! One whole starling node in this process, for benchmarks and tests: a SQLite store in
 //! its own directory, the node core (bus and ingest path) and the full network layer,
 //! with the byte counter of its memory-transport connections. Posts go through
-//! [`SimNode::publish`], the owner's own path. The binary wires a node the same way, with
-//! the client APIs on top.
+//! [`SimNode::publish`], the owner's own path. The node's network key is kept in its
+//! directory, so a node restarted on the same directory is the same peer. The binary
+//! wires a node the same way, with the client APIs on top.
 
-use std::path::Path;
+pub mod churn;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use starling_core::{EventBus, Ingest, Origin};
-use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Limits};
+use starling_proto::{Event, EventBuilder, EventId, FinalizeEvent, Keys, Limits};
 use starling_store::{EventStore, SqliteStore, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
+use crate::outbox::{home_target, OutboxDb};
 use crate::{NetError, NetNode, NetSettings, NodeParts, Traffic};
 
 /// A running in-process node.
@@ -25,6 +29,23 @@ pub struct SimNode {
     pub ingest: Arc<Ingest>,
     pub bus: EventBus,
     pub traffic: Traffic,
+    pub dir: PathBuf,
+}
+
+/// The node's network key from `dir/node.key`, made and saved there on first use.
+fn node_key(dir: &Path) -> Result<Keypair, NetError> {
+    let path = dir.join("node.key");
+    let err = |e: String| NetError::Store(format!("{}: {e}", path.display()));
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| err(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keypair::generate_ed25519();
+            let bytes = key.to_protobuf_encoding().map_err(|e| err(e.to_string()))?;
+            std::fs::write(&path, bytes).map_err(|e| err(e.to_string()))?;
+            Ok(key)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
 }
 
 impl SimNode {
@@ -45,7 +66,7 @@ impl SimNode {
         let traffic = settings.memory_traffic.clone();
         let parts = NodeParts {
             settings,
-            node_key: Keypair::generate_ed25519(),
+            node_key: node_key(dir)?,
             owner: keys.public_key(),
             owner_keys: Some(keys.clone()),
             outbox_path: dir.join("outbox.db"),
@@ -61,6 +82,7 @@ impl SimNode {
             ingest,
             bus,
             traffic,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -89,6 +111,24 @@ impl SimNode {
             .await
             .map_err(|e| e.to_string())?;
         Ok(event)
+    }
+
+    /// The owner's events that reached a home-set quorum, as the node's outbox records.
+    pub async fn quorum_reached(&self) -> Result<Vec<EventId>, NetError> {
+        let db = OutboxDb::open(&self.dir.join("outbox.db"))?;
+        let ids = db
+            .delivered_ids(home_target(&self.keys.public_key()))
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| EventId::from_hex(id).ok())
+            .collect())
+    }
+
+    /// Stops the node as a crash would: every task aborted where it stands, connections
+    /// dropped, nothing flushed beyond what was already committed.
+    pub fn kill(self) {
+        self.net.kill();
     }
 
     /// Stops the network tasks, then the store's writer.
