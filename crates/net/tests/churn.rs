@@ -28,6 +28,7 @@ async fn every_quorum_event_and_reply_arrives_despite_churn() {
         max_down_rounds: 3,
         setup: Duration::from_secs(40),
         settle: Duration::from_secs(90),
+        orphan_replies: 2,
         seed,
         memory_base: 7_100_000,
     };

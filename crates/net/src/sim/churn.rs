@@ -40,6 +40,9 @@ pub struct ChurnConfig {
     pub setup: Duration,
     /// Waiting for every delivery after everyone is back, at most.
     pub settle: Duration,
+    /// Replies sent after the rounds whose sender is killed once the reply reached the
+    /// target's home set and before the (killed) target returns.
+    pub orphan_replies: usize,
     pub seed: u64,
     /// Nodes listen on `/memory/{memory_base + i}`.
     pub memory_base: u64,
@@ -65,6 +68,12 @@ pub struct ChurnReport {
     pub missing_deliveries: usize,
     /// Replies and mentions not in their target's store at the end.
     pub missing_replies: usize,
+    /// Orphaned replies (see [`ChurnConfig::orphan_replies`]) sent, and how many reached
+    /// their returned target while their sender was still down.
+    pub orphan_replies: usize,
+    pub orphan_replies_arrived: usize,
+    /// Seconds from the target's restart until it had the orphaned reply, at most.
+    pub orphan_reply_max_secs: Option<f64>,
     /// Seconds from the last restart until nothing was missing (None: deadline hit).
     pub converged_secs: Option<f64>,
     pub setup_secs: f64,
@@ -245,6 +254,7 @@ pub async fn run(
         ));
         tokio::time::sleep(cfg.round_gap).await;
     }
+    tagged.extend(orphans(cfg, &mut slots, &posts, &mut rng, &mut report, &log).await?);
     // Everyone back.
     for v in 0..n {
         if slots[v].node.is_none() {
@@ -299,6 +309,97 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Replies whose sender is gone before their target returns: kill the target, reply to
+/// it, wait until the reply reached the target's home-set quorum, kill the sender, restart
+/// the target and wait until it has the reply (the sender still down); then restart the
+/// sender. The replies are returned to be checked at the end with the others.
+async fn orphans(
+    cfg: &ChurnConfig,
+    slots: &mut [Slot],
+    posts: &[Vec<EventId>],
+    rng: &mut StdRng,
+    report: &mut ChurnReport,
+    log: &impl Fn(String),
+) -> Result<Vec<Tagged>, NetError> {
+    let n = slots.len();
+    let mut sent = Vec::new();
+    for k in 0..cfg.orphan_replies.min(n / 2) {
+        let up: Vec<usize> = (0..n).filter(|&i| slots[i].node.is_some()).collect();
+        let pair: Vec<usize> = up.choose_multiple(rng, 2).copied().collect();
+        let [target, sender] = pair[..] else {
+            break;
+        };
+        if let Some(node) = slots[target].node.take() {
+            node.kill();
+        }
+        let target_pk = slots[target].keys.public_key();
+        let mut tags = vec![Tag::public_key(target_pk)];
+        tags.extend(posts[target].last().map(|p| Tag::event(*p)));
+        let text = format!("orphaned reply {k} from {sender}");
+        let id = publish(
+            &slots[sender],
+            EventBuilder::new(Kind::TextNote, text).tags(tags),
+        )
+        .await?;
+        report.orphan_replies += 1;
+        sent.push(Tagged {
+            id,
+            sender,
+            target,
+            target_down: true,
+        });
+        let reached = poll(Duration::from_secs(30), || async {
+            let node = slots[sender].node.as_ref().ok_or(NetError::Stopped)?;
+            Ok(node.delivered_to_home(&target_pk).await?.contains(&id))
+        })
+        .await?;
+        if let Some(node) = slots[sender].node.take() {
+            node.kill();
+        }
+        restart(slots, target, rng).await?;
+        let back = Instant::now();
+        let arrived = poll(Duration::from_secs(60), || async {
+            let node = slots[target].node.as_ref().ok_or(NetError::Stopped)?;
+            let found = node
+                .store
+                .keys(vec![Filter::new().id(id)], 1)
+                .await
+                .map_err(|e| NetError::Store(e.to_string()))?;
+            Ok(!found.is_empty())
+        })
+        .await?;
+        let secs = back.elapsed().as_secs_f64();
+        if arrived {
+            report.orphan_replies_arrived += 1;
+            let slowest = report.orphan_reply_max_secs.unwrap_or(0.0).max(secs);
+            report.orphan_reply_max_secs = Some(slowest);
+        }
+        log(format!(
+            "orphaned reply {k} {id}: node {sender} -> node {target}: home-set quorum {}, sender killed, target back; {} after {secs:.1} s",
+            if reached { "reached" } else { "NOT reached" },
+            if arrived { "arrived" } else { "did NOT arrive" }
+        ));
+        restart(slots, sender, rng).await?;
+    }
+    Ok(sent)
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passed; whether it held.
+async fn poll<F, Fut>(limit: Duration, check: F) -> Result<bool, NetError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, NetError>>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await? {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
 }
 
 /// Whether slot `v` was down at round `at` (a slot is down from its kill round until the
@@ -447,6 +548,29 @@ async fn check(
                 ));
             }
         }
+    }
+    // Where the first missing events are, for the log.
+    for example in examples.iter_mut().take(3) {
+        let Some(id) = example
+            .split_whitespace()
+            .nth(3)
+            .and_then(|h| EventId::from_hex(h).ok())
+        else {
+            continue;
+        };
+        let mut holders = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let node = slot.node.as_ref().ok_or(NetError::Stopped)?;
+            let found = node
+                .store
+                .keys(vec![Filter::new().id(id)], 1)
+                .await
+                .map_err(|e| NetError::Store(e.to_string()))?;
+            if !found.is_empty() {
+                holders.push(i);
+            }
+        }
+        example.push_str(&format!(" (held by nodes {holders:?})"));
     }
     let quorum_events = quorum.iter().map(HashSet::len).sum();
     Ok((

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use starling_core::{EventBus, Ingest, Origin};
-use starling_proto::{Event, EventBuilder, EventId, FinalizeEvent, Keys, Limits};
+use starling_proto::{Event, EventBuilder, EventId, FinalizeEvent, Keys, Limits, PublicKey};
 use starling_store::{EventStore, SqliteStore, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -115,10 +115,14 @@ impl SimNode {
 
     /// The owner's events that reached a home-set quorum, as the node's outbox records.
     pub async fn quorum_reached(&self) -> Result<Vec<EventId>, NetError> {
+        self.delivered_to_home(&self.keys.public_key()).await
+    }
+
+    /// The events this node delivered to a quorum of `user`'s home set (its own events
+    /// for its owner, replies and mentions for others' inboxes), as its outbox records.
+    pub async fn delivered_to_home(&self, user: &PublicKey) -> Result<Vec<EventId>, NetError> {
         let db = OutboxDb::open(&self.dir.join("outbox.db"))?;
-        let ids = db
-            .delivered_ids(home_target(&self.keys.public_key()))
-            .await?;
+        let ids = db.delivered_ids(home_target(user)).await?;
         Ok(ids
             .iter()
             .filter_map(|id| EventId::from_hex(id).ok())
