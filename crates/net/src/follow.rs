@@ -87,10 +87,12 @@ type Outcome = (PublicKey, Result<(Member, usize, bool), NetError>);
 impl FollowTask {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut authors: HashMap<PublicKey, Author> = HashMap::new();
+        // Listen before reading the stored list, so a list published meanwhile is not
+        // missed.
+        let mut bus = self.bus.subscribe();
         if let Some(list) = self.newest_follow_list().await {
             self.apply_follow_list(&list, &mut authors);
         }
-        let mut bus = self.bus.subscribe();
         let mut online = self.net.reconnects();
         let mut lost = self.net.disconnects();
         let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -35,15 +35,15 @@ async fn follow_mode_over_the_memory_transport() {
         )
         .await;
     let mut subscribed = false;
+    let mut last = (0, 0);
     // Bounded at 30 s: under load the first lookups can miss the author's record and back off.
     // The subscription is held by a member of the author's home set (here any of the
     // other two nodes) or by the author's node.
     for _ in 0..300 {
-        let mut held = 0;
-        for node in [&boot, &author] {
-            held += node.net.remote.node_status().await.unwrap().subscribers;
-        }
-        if held == 1 {
+        let at_boot = boot.net.remote.node_status().await.unwrap().subscribers;
+        let at_author = author.net.remote.node_status().await.unwrap().subscribers;
+        last = (at_boot, at_author);
+        if at_boot + at_author == 1 {
             subscribed = true;
             break;
         }
@@ -51,7 +51,7 @@ async fn follow_mode_over_the_memory_transport() {
     }
     assert!(
         subscribed,
-        "the follower never subscribed for the author's posts"
+        "the follower never subscribed for the author's posts exactly once: subscribers at (boot, author) = {last:?}"
     );
 
     let mut live = follower.bus.subscribe();
