@@ -77,7 +77,7 @@ impl World {
             .map(|i| derive_keys(seed, OWNER_KEYS, i))
             .collect::<Result<_>>()?;
         let (r_keys, owners) = owners.split_last().context("no owners")?;
-        let (others, addrs) = netsim::start_many(&owners, base, dir.path(), rng, deadline).await?;
+        let (others, addrs) = netsim::start_many(owners, base, dir.path(), rng, deadline).await?;
         let authors_pk: Vec<PublicKey> = owners[extra..].iter().map(|k| k.public_key()).collect();
         let r_keys = r_keys.clone();
         let mut world = World {
