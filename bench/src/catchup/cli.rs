@@ -52,9 +52,11 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub parallel: usize,
 
-    /// Shortest and longest note text, bytes.
+    /// Shortest note text, bytes.
     #[arg(long, default_value_t = 100)]
     pub min_text: usize,
+
+    /// Longest note text, bytes.
     #[arg(long, default_value_t = 300)]
     pub max_text: usize,
 

@@ -30,15 +30,19 @@ pub struct Args {
     #[arg(long, default_value_t = 0.3)]
     pub reply_share: f64,
 
-    /// Fewest and most authors each user follows (preferential attachment).
+    /// Fewest authors each user follows (preferential attachment).
     #[arg(long, default_value_t = 3)]
     pub min_follows: usize,
+
+    /// Most authors each user follows.
     #[arg(long, default_value_t = 8)]
     pub max_follows: usize,
 
-    /// Shortest and longest note text, bytes.
+    /// Shortest note text, bytes.
     #[arg(long, default_value_t = 100)]
     pub min_text: usize,
+
+    /// Longest note text, bytes.
     #[arg(long, default_value_t = 300)]
     pub max_text: usize,
 
