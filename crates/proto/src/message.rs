@@ -87,11 +87,17 @@ pub fn parse_client_message<'a>(
 fn parse_sub_id(raw: &RawValue, limits: &Limits) -> Result<SubscriptionId, MessageError> {
     let id: String = serde_json::from_str(raw.get())
         .map_err(|_| MessageError::Malformed("the subscription id must be a string".into()))?;
+    subscription_id(id, limits).map_err(MessageError::Malformed)
+}
+
+/// A subscription id within NIP-01's rule (1 to `max_subid_chars` characters); every
+/// message that names a subscription (REQ, CLOSE, COUNT, NIP-77's NEG-*) checks it here.
+pub fn subscription_id(id: String, limits: &Limits) -> Result<SubscriptionId, String> {
     if id.is_empty() || id.chars().count() > limits.max_subid_chars {
-        return Err(MessageError::Malformed(format!(
+        return Err(format!(
             "the subscription id must have 1 to {} characters",
             limits.max_subid_chars
-        )));
+        ));
     }
     Ok(SubscriptionId::new(id))
 }
@@ -122,13 +128,15 @@ fn parse_subscription(
     for raw in raw_filters {
         let filter =
             Filter::from_json(raw.get()).map_err(|e| bad(format!("invalid: bad filter: {e}")))?;
-        check_filter(&filter, limits).map_err(bad)?;
+        check_filter(&filter, limits).map_err(|e| bad(format!("error: {e}")))?;
         filters.push(filter);
     }
     Ok((sub_id, filters))
 }
 
-fn check_filter(filter: &Filter, limits: &Limits) -> Result<(), String> {
+/// Checks that no field of `filter` lists more than `max_filter_values` values (REQ,
+/// COUNT and NIP-77's NEG-OPEN take filters under the same bound).
+pub fn check_filter(filter: &Filter, limits: &Limits) -> Result<(), String> {
     let sizes = [
         filter.ids.as_ref().map_or(0, |s| s.len()),
         filter.authors.as_ref().map_or(0, |s| s.len()),
@@ -137,7 +145,7 @@ fn check_filter(filter: &Filter, limits: &Limits) -> Result<(), String> {
     ];
     if sizes.iter().any(|&n| n > limits.max_filter_values) {
         return Err(format!(
-            "error: a filter lists too many values (the limit is {})",
+            "a filter lists too many values (the limit is {})",
             limits.max_filter_values
         ));
     }

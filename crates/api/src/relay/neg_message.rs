@@ -5,6 +5,7 @@
 
 use serde::Deserialize as _;
 use serde_json::{json, Value};
+use starling_proto::message::{check_filter, subscription_id};
 use starling_proto::{Filter, Limits, SubscriptionId};
 
 use super::negentropy::NegError;
@@ -96,38 +97,21 @@ pub fn err_json(sub_id: &SubscriptionId, error: &NegError) -> String {
     json!(["NEG-ERR", sub_id.as_str(), error.to_string()]).to_string()
 }
 
-/// The same rule as REQ's subscription ids (`starling_proto::message`).
+/// A subscription id under REQ's rule.
 fn parse_sub_id(value: &Value, limits: &Limits) -> Result<SubscriptionId, NegParseError> {
     let Value::String(id) = value else {
         return Err(NegParseError::Malformed(
             "the subscription id must be a string".into(),
         ));
     };
-    if id.is_empty() || id.chars().count() > limits.max_subid_chars {
-        return Err(NegParseError::Malformed(format!(
-            "the subscription id must have 1 to {} characters",
-            limits.max_subid_chars
-        )));
-    }
-    Ok(SubscriptionId::new(id))
+    subscription_id(id.clone(), limits).map_err(NegParseError::Malformed)
 }
 
 /// A filter as REQ takes it, with the same bound on listed values.
 fn parse_filter(value: &Value, limits: &Limits) -> Result<Filter, NegError> {
     let filter: Filter =
         Filter::deserialize(value).map_err(|e| NegError::BadFilter(format!("bad filter: {e}")))?;
-    let sizes = [
-        filter.ids.as_ref().map_or(0, |s| s.len()),
-        filter.authors.as_ref().map_or(0, |s| s.len()),
-        filter.kinds.as_ref().map_or(0, |s| s.len()),
-        filter.generic_tags.values().map(|s| s.len()).sum(),
-    ];
-    if sizes.iter().any(|&n| n > limits.max_filter_values) {
-        return Err(NegError::BadFilter(format!(
-            "a filter lists too many values (the limit is {})",
-            limits.max_filter_values
-        )));
-    }
+    check_filter(&filter, limits).map_err(NegError::BadFilter)?;
     Ok(filter)
 }
 
