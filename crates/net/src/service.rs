@@ -44,6 +44,25 @@ struct Peek {
     tags: Vec<Vec<String>>,
 }
 
+/// A pushed event's author and the users it tags (at most [`MAX_INBOX_TAGS`]), read once
+/// per event for the policy and for the repair hint.
+struct Peeked {
+    author: PublicKey,
+    tagged: Vec<PublicKey>,
+}
+
+impl Peeked {
+    fn read(json: &str) -> Option<Self> {
+        let peek: Peek = serde_json::from_str(json).ok()?;
+        Some(Self {
+            author: PublicKey::from_hex(&peek.pubkey).ok()?,
+            tagged: p_tag_keys(peek.tags.iter().map(Vec::as_slice))
+                .take(MAX_INBOX_TAGS)
+                .collect(),
+        })
+    }
+}
+
 /// Everything the service needs; cheap to clone into each request's task.
 #[derive(Clone)]
 pub struct Service {
@@ -197,7 +216,11 @@ impl Service {
         let mut quota = HashMap::new();
         for json in &events {
             let policy = &self.policy;
-            let kept = self.kept_keys(json, &mut quota).await;
+            let peeked = Peeked::read(json);
+            let kept = match &peeked {
+                Some(p) => self.kept_keys(p, &mut quota).await,
+                None => HashSet::new(),
+            };
             let result = self
                 .ingest
                 .submit_checked(json, Origin::Network, |e| {
@@ -213,8 +236,8 @@ impl Service {
                 .await;
             results.push(match result {
                 Ok(ack) => {
-                    if !ack.duplicate {
-                        self.touch(json);
+                    if let Some(p) = peeked.as_ref().filter(|_| !ack.duplicate) {
+                        self.touch(p);
                     }
                     None
                 }
@@ -285,18 +308,12 @@ impl Service {
     /// Empty when the owner's own policy takes the event anyway.
     async fn kept_keys(
         &self,
-        json: &str,
+        peeked: &Peeked,
         quota: &mut HashMap<PublicKey, bool>,
     ) -> HashSet<PublicKey> {
         let mut kept = HashSet::new();
-        let Ok(peek) = serde_json::from_str::<Peek>(json) else {
-            return kept;
-        };
-        let Ok(author) = PublicKey::from_hex(&peek.pubkey) else {
-            return kept;
-        };
-        let tagged = || p_tag_keys(peek.tags.iter().map(Vec::as_slice));
-        if self.policy.allows(&author, tagged()) {
+        let author = peeked.author;
+        if self.policy.allows(&author, peeked.tagged.iter().copied()) {
             return kept;
         }
         if self.holdings.accepts(&author, true).await {
@@ -312,7 +329,7 @@ impl Service {
                 kept.insert(author);
             }
         }
-        for pk in tagged().take(MAX_INBOX_TAGS) {
+        for &pk in &peeked.tagged {
             if !kept.contains(&pk) && self.holdings.accepts(&pk, true).await {
                 kept.insert(pk);
             }
@@ -321,14 +338,9 @@ impl Service {
     }
 
     /// Notes the held authors and inboxes a newly stored event belongs to.
-    fn touch(&self, json: &str) {
-        let Ok(peek) = serde_json::from_str::<Peek>(json) else {
-            return;
-        };
+    fn touch(&self, peeked: &Peeked) {
         let owner = self.policy.owner();
-        let author = PublicKey::from_hex(&peek.pubkey).ok();
-        let tagged = p_tag_keys(peek.tags.iter().map(Vec::as_slice)).take(MAX_INBOX_TAGS);
-        for pk in author.into_iter().chain(tagged) {
+        for &pk in std::iter::once(&peeked.author).chain(&peeked.tagged) {
             if pk != owner && self.holdings.holds(&pk) {
                 // A full queue only delays the sync to the periodic round.
                 let _ = self.touched.try_send(pk);
