@@ -86,8 +86,12 @@ impl NetNode {
     pub async fn start(parts: NodeParts, shutdown: CancellationToken) -> Result<Self, NetError> {
         let shutdown = shutdown.child_token();
         let outbox = OutboxDb::open(&parts.outbox_path)?;
-        let (network, inbound, actor_task) =
-            actor::spawn(parts.node_key, parts.settings.clone(), shutdown.clone())?;
+        let (network, inbound, actor_task) = actor::spawn(
+            parts.node_key,
+            Some(parts.owner),
+            parts.settings.clone(),
+            shutdown.clone(),
+        )?;
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             let _ = actor_task.await;
@@ -233,7 +237,8 @@ impl NetNode {
             full_node: false,
             ..settings
         };
-        let (network, inbound, actor_task) = actor::spawn(node_key, settings, shutdown.clone())?;
+        let (network, inbound, actor_task) =
+            actor::spawn(node_key, None, settings, shutdown.clone())?;
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             let _ = actor_task.await;

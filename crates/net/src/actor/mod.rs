@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::ConnectionId;
 use libp2p::{gossipsub, kad, Multiaddr, PeerId, Swarm};
+use starling_proto::PublicKey;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -78,8 +79,11 @@ pub(crate) struct Actor {
 
 /// Builds the swarm, starts listening and dialling the bootstrap nodes, and spawns the
 /// actor. Returns the handle and the receiver of inbound requests for the service.
+/// `owner` is the user this node serves (none for a bootstrap node): the actor knows from
+/// the start that the owner's node is itself, so no home set of the owner ever lists it.
 pub fn spawn(
     key: libp2p::identity::Keypair,
+    owner: Option<PublicKey>,
     settings: NetSettings,
     shutdown: CancellationToken,
 ) -> Result<
@@ -123,7 +127,7 @@ pub fn spawn(
         online,
         lost: lost.clone(),
     };
-    let actor = Actor {
+    let mut actor = Actor {
         addrs: Addresses::new(&settings, advertised_tx),
         swarm,
         settings,
@@ -141,6 +145,10 @@ pub fn spawn(
         shutdown,
         listeners,
     };
+    if let Some(owner) = owner {
+        let me = *actor.swarm.local_peer_id();
+        actor.learn_node(owner, me);
+    }
     let task = tokio::spawn(actor.run());
     Ok((network, inbound_rx, task))
 }

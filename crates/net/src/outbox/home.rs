@@ -48,19 +48,12 @@ impl OutboxTask {
             Err(e) => return self.reschedule(rows, e.to_string()).await,
         };
         let me = self.net.peer_id();
-        // This node never counts for its own owner's set (a lookup made before the node
-        // learnt its own home record may still list it).
-        let members: Vec<&Member> = set
-            .members
-            .iter()
-            .filter(|m| !(m.peer == me && pk == self.owner))
-            .collect();
         let mut acks: Vec<HashSet<String>> = rows
             .iter()
             .map(|r| r.acks.iter().cloned().collect())
             .collect();
         let mut pushes = Vec::new();
-        for member in members.iter().copied() {
+        for member in &set.members {
             let id = member.peer.to_string();
             if member.peer == me {
                 for a in acks.iter_mut() {
@@ -102,7 +95,7 @@ impl OutboxTask {
                 }
             }
         }
-        let quorum = self.home.quorum.min(members.len()).max(1);
+        let quorum = self.home.quorum.min(set.members.len()).max(1);
         let mut done = Vec::new();
         let mut again = Vec::new();
         let mut given_up = Vec::new();
@@ -122,7 +115,7 @@ impl OutboxTask {
         }
         let _ = self.db.set_acks(ack_rows).await;
         if !done.is_empty() {
-            info!(%user, events = done.len(), members = members.len(), "home set has them");
+            info!(%user, events = done.len(), members = set.members.len(), "home set has them");
             let _ = self.db.delivered(done).await;
         }
         for (key, reason) in given_up {
