@@ -9,6 +9,10 @@
 
 #[path = "../machine.rs"]
 mod machine;
+// Shared with the catch-up and replica-load benchmarks, which use more of it.
+#[allow(dead_code)]
+#[path = "../netsim.rs"]
+mod netsim;
 #[path = "../scale/mod.rs"]
 mod scale;
 

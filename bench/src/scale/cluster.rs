@@ -10,6 +10,7 @@ use serde::Serialize;
 use starling_proto::{EventBuilder, Keys, Kind, Tag};
 use tokio::task::JoinSet;
 
+use crate::netsim;
 use crate::scale::graph::Graph;
 use starling_net::sim::SimNode;
 use starling_net::NetSettings;
@@ -20,14 +21,6 @@ const PRINT_EVERY: Duration = Duration::from_secs(5);
 /// Broadcast mode: time for gossipsub to exchange subscriptions and build meshes
 /// (a few heartbeats of 1 s) once every node is connected.
 pub const MESH_SETTLE: Duration = Duration::from_secs(5);
-/// Quiet check: a span longer than AutoNAT v2's 5 s probe interval in which the nodes
-/// send under [`QUIET_BYTES_PER_NODE_SEC`] each plus [`PING_BYTES_PER_CONN_SEC`] per
-/// connection end (libp2p ping, every 15 s on every connection, measured at about 14 B/s
-/// per end). An AutoNAT test sends 30-100 KB of dial data, so a quiet span means that the
-/// probes of the addresses that setup's connections revealed are over.
-const QUIET_SPAN: Duration = Duration::from_millis(5_500);
-const QUIET_BYTES_PER_NODE_SEC: f64 = 500.0;
-const PING_BYTES_PER_CONN_SEC: f64 = 20.0;
 
 /// The nodes of one configuration and their directory (removed on drop).
 pub struct Cluster {
@@ -59,16 +52,8 @@ pub struct Counts {
     pub subscribers: usize,
 }
 
-/// How the settling after setup went.
-#[derive(Debug, Clone, Serialize)]
-pub struct Quiet {
-    /// Whether a quiet span was reached.
-    pub quiet: bool,
-    /// Seconds spent settling.
-    pub secs: f64,
-    /// Bytes per second all nodes sent in the last span (the background rate).
-    pub bytes_per_sec: f64,
-}
+/// How the settling after setup went (shared with the other network benchmarks).
+pub use crate::netsim::Quiet;
 
 impl Cluster {
     /// Starts `n` nodes on `/memory/{base + i}`; node 0 bootstraps the others.
@@ -170,47 +155,11 @@ impl Cluster {
         }
     }
 
-    /// Waits until the nodes are quiet (see [`QUIET_SPAN`]), for about `limit` at most.
+    /// Waits until the nodes are quiet (see `netsim::settle_quiet`), for about `limit` at
+    /// most.
     pub async fn settle_quiet(&self, limit: Duration) -> Quiet {
-        let started = Instant::now();
-        // Spans (each with a status pass) while the limit allows another one; at least one.
-        let tries = (limit.as_secs_f64() / QUIET_SPAN.as_secs_f64())
-            .ceil()
-            .max(1.0) as usize;
-        let mut rate = f64::NAN;
-        for i in 0..tries {
-            if i > 0 && started.elapsed() + QUIET_SPAN > limit {
-                break;
-            }
-            let before = self.sent();
-            tokio::time::sleep(QUIET_SPAN).await;
-            rate = (self.sent() - before) as f64 / QUIET_SPAN.as_secs_f64();
-            let census = self
-                .census(Instant::now() + QUIET_SPAN)
-                .await
-                .ok()
-                .flatten();
-            let conn_ends = census.map_or(0.0, |(_, peers)| peers * self.nodes.len() as f64);
-            let quiet_rate = QUIET_BYTES_PER_NODE_SEC * self.nodes.len() as f64
-                + PING_BYTES_PER_CONN_SEC * conn_ends;
-            if rate < quiet_rate {
-                return Quiet {
-                    quiet: true,
-                    secs: started.elapsed().as_secs_f64(),
-                    bytes_per_sec: rate,
-                };
-            }
-            eprintln!(
-                "    settling: {:.0} KB/s sent by all nodes (quiet below {:.0} KB/s)",
-                rate / 1_000.0,
-                quiet_rate / 1_000.0
-            );
-        }
-        Quiet {
-            quiet: false,
-            secs: started.elapsed().as_secs_f64(),
-            bytes_per_sec: rate,
-        }
+        let nodes: Vec<&SimNode> = self.nodes.iter().collect();
+        netsim::settle_quiet(&nodes, limit).await
     }
 
     /// Every node's peer and subscriber counts, asked concurrently; `None` when the pass
@@ -252,20 +201,11 @@ impl Cluster {
 
     /// Bytes all nodes have written to memory connections so far.
     pub fn sent(&self) -> u64 {
-        self.nodes.iter().map(|n| n.traffic.sent()).sum()
+        netsim::sent(&self.nodes)
     }
 
     /// Stops every node at once; false if they did not all stop within `timeout`.
     pub async fn stop(self, timeout: Duration) -> bool {
-        let mut stopping = JoinSet::new();
-        for node in self.nodes {
-            stopping.spawn(node.stop());
-        }
-        let all = async { while stopping.join_next().await.is_some() {} };
-        let done = tokio::time::timeout(timeout, all).await.is_ok();
-        if !done {
-            stopping.abort_all();
-        }
-        done
+        netsim::stop_all(self.nodes, timeout).await
     }
 }
