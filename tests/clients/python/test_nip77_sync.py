@@ -19,6 +19,25 @@ def ids(items) -> set[str]:
     return {i.to_hex() for i in items}
 
 
+async def connected_client(node, held=()):
+    """nostr-sdk's client with an LMDB database holding `held`, connected to the node.
+
+    The default client only tracks ids it has seen; sync needs a database that keeps
+    events. The bindings call that database back from Rust threads, which need to be told
+    which asyncio loop to use (nostr-sdk's `uniffi_set_event_loop`); the caller resets it
+    to None when done."""
+    ns.uniffi_set_event_loop(asyncio.get_running_loop())
+    db = await ns.NostrLmdb.open(str(node.tmp / "client-lmdb"))
+    client = ns.ClientBuilder().database(db).build()
+    for ev in held:
+        await db.save_event(ns.Event.from_json(json.dumps(ev)))
+    rurl = ns.RelayUrl.parse(node.url)
+    await client.add_relay(rurl)
+    out = await client.try_connect(TIMEOUT)
+    assert [str(u) for u in out.success] == [str(rurl)], out
+    return client, db, rurl
+
+
 def test_nostr_sdk_sync_reconciles_both_ways(node):
     async def body():
         now = int(time.time())
@@ -38,18 +57,7 @@ def test_nostr_sdk_sync_reconciles_both_ways(node):
         finally:
             await relay.close()
 
-        # The default client only tracks ids it has seen; sync needs a database that keeps
-        # events. The bindings call that database back from Rust threads, which need to be
-        # told which asyncio loop to use (nostr-sdk's `uniffi_set_event_loop`).
-        ns.uniffi_set_event_loop(asyncio.get_running_loop())
-        db = await ns.NostrLmdb.open(str(node.tmp / "client-lmdb"))
-        client = ns.ClientBuilder().database(db).build()
-        for ev in [*shared, *client_only]:
-            await db.save_event(ns.Event.from_json(json.dumps(ev)))
-        rurl = ns.RelayUrl.parse(node.url)
-        await client.add_relay(rurl)
-        out = await client.try_connect(TIMEOUT)
-        assert [str(u) for u in out.success] == [str(rurl)], out
+        client, db, rurl = await connected_client(node, [*shared, *client_only])
         try:
             filt = ns.Filter().author(owner.public_key()).kind(ns.Kind(1))
             want_local = {e["id"] for e in client_only}
@@ -101,13 +109,7 @@ def test_nostr_sdk_sync_of_a_set_larger_than_one_frame(node):
         finally:
             await relay.close()
 
-        ns.uniffi_set_event_loop(asyncio.get_running_loop())
-        db = await ns.NostrLmdb.open(str(node.tmp / "client-lmdb"))
-        client = ns.ClientBuilder().database(db).build()
-        rurl = ns.RelayUrl.parse(node.url)
-        await client.add_relay(rurl)
-        out = await client.try_connect(TIMEOUT)
-        assert [str(u) for u in out.success] == [str(rurl)], out
+        client, db, rurl = await connected_client(node)
         try:
             filt = ns.Filter().author(owner.public_key()).kind(ns.Kind(1))
             out = await client.sync(filt, opts=ns.SyncOptions().direction(ns.SyncDirection.DOWN))
