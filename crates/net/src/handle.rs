@@ -123,6 +123,8 @@ pub struct NetStatus {
     pub dht_size_estimate: u64,
     pub banned_peers: usize,
     pub broadcast: bool,
+    /// Home-set lookups in the DHT since the node started.
+    pub home_set_lookups: u64,
 }
 
 /// The handle to the swarm actor.

@@ -157,6 +157,7 @@ impl NetNode {
             lease: parts.settings.subscription_lease,
             follows: follows_tx,
             moved: moved_rx,
+            db: outbox.clone(),
         };
         tasks.spawn(follow.run(shutdown.clone()));
         let outbox_task = OutboxTask {

@@ -297,8 +297,21 @@ impl Service {
             .authors(served)
             .since(Timestamp::from(since))
             .limit(MAX_ANSWER);
+        let members = match self.net.local_home(*first).await {
+            Ok(view) => view
+                .set
+                .members
+                .iter()
+                .map(WireMember::from_member)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         match self.query(vec![filter]).await {
-            Ok((events, more)) => Response::new(ResponseBody::Subscribed { events, more }),
+            Ok((events, more)) => Response::new(ResponseBody::Subscribed {
+                events,
+                more,
+                members,
+            }),
             Err(e) => Response::refused(e),
         }
     }

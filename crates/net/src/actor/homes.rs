@@ -7,6 +7,7 @@
 //! from any valid home record this node saw, else looked up alongside the closest peers.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use libp2p::kad::{self, QueryId};
@@ -19,6 +20,9 @@ use super::Actor;
 use crate::home::dht_key;
 use crate::homeset::{closest, rank, HomeSet, Member};
 use crate::NetError;
+
+/// Peers a lookup asks for beyond the set's size.
+const LOOKUP_SLACK: usize = 3;
 
 pub(crate) type HomeReply = oneshot::Sender<Result<HomeSet, NetError>>;
 
@@ -43,6 +47,8 @@ pub(super) struct HomeLookups {
     cache: HashMap<PublicKey, (Instant, HomeSet)>,
     /// Peers identified as bootstrap nodes.
     pub bootstraps: HashSet<PeerId>,
+    /// Network lookups started since the node started (for `status`).
+    pub started: u64,
 }
 
 /// What this node's routing table says about a user's home set.
@@ -84,8 +90,14 @@ impl Actor {
                 return;
             }
         }
+        // The query stops once the closest few answered: the set, plus room for the
+        // user's own node and a bootstrap node among them (asking for Kademlia's k = 20
+        // would query several times more nodes for answers that are thrown away).
+        let wanted = NonZeroUsize::new(self.settings.home.replicas + LOOKUP_SLACK)
+            .unwrap_or(NonZeroUsize::MIN);
         let kad = &mut self.swarm.behaviour_mut().kad;
-        let id = kad.get_closest_peers(dht_key(&author));
+        let id = kad.get_n_closest_peers(dht_key(&author), wanted);
+        self.homes.started += 1;
         let record_query = (!self.homes.nodes.contains_key(&author))
             .then(|| kad.get_record(kad::RecordKey::new(&dht_key(&author))));
         if let Some(rid) = record_query {

@@ -34,6 +34,7 @@ impl Actor {
             dht_size_estimate: estimate,
             banned_peers: self.strikes.banned(),
             broadcast: self.swarm.behaviour().gossip.is_enabled(),
+            home_set_lookups: self.homes.started,
         }
     }
 

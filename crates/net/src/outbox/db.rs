@@ -2,7 +2,8 @@
 //! store: the outbox, one row per (event, recipient) with its state, attempt count and
 //! next try; and the live subscriptions of followers at this node, so that a restart does
 //! not cut them off until they renew.
-//! The authors this node keeps events of as a home-set member are listed in `held`.
+//! The authors this node keeps events of as a home-set member are listed in `held`; where
+//! each followed author was last served, in `follow_hints` (see `follow::hints`).
 //! Rows are inserted idempotently, so re-scanning the owner's recent events after a crash
 //! or a lagging bus re-adds nothing already delivered.
 
@@ -58,6 +59,11 @@ CREATE TABLE IF NOT EXISTS held (
     author   TEXT PRIMARY KEY,   -- hex public key this node keeps events of as a home-set member
     since    INTEGER NOT NULL    -- unix seconds
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS follow_hints (
+    author   TEXT PRIMARY KEY,   -- hex public key of a followed author
+    hint     TEXT NOT NULL,      -- JSON: the node that served the subscription, the home set
+    updated  INTEGER NOT NULL    -- unix seconds
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     created_at INTEGER NOT NULL
@@ -96,7 +102,8 @@ impl OutboxDb {
         })
     }
 
-    async fn with<T: Send + 'static>(
+    /// Runs `f` on a blocking thread with the connection.
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, NetError> {

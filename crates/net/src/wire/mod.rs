@@ -93,8 +93,15 @@ pub enum ResponseBody {
     /// Events answering a subscription's catch-up or a fetch, oldest first, and whether
     /// more were left out because of the limit.
     Events { events: Vec<String>, more: bool },
-    /// The subscription was taken; events since the asked time follow in `Events` form.
-    Subscribed { events: Vec<String>, more: bool },
+    /// The subscription was taken; events since the asked time follow in `Events` form,
+    /// then the author's home set as the answering node sees it (closest first; empty
+    /// from nodes that predate the field), so the subscriber knows where else to go.
+    Subscribed {
+        events: Vec<String>,
+        more: bool,
+        #[serde(default)]
+        members: Vec<WireMember>,
+    },
     /// The request was refused as a whole.
     Refused { reason: String },
     /// "I do not keep this author's events; these nodes should": the asked author's home

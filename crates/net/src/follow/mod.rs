@@ -2,15 +2,20 @@
 //! kind 3) and, for each followed author, a live subscription at one member of the
 //! author's home set: the primary first, failing over to the next member, then to the
 //! author's own node (found through its home record); a member that answers with a
-//! redirect adds the nodes it names. Once subscribed (so nothing new is missed), it
-//! catches up: it reconciles a window of the author's events with the serving node and
-//! with one more member (two of three members always include one that acknowledged
-//! every event that reached a quorum) and fetches only what it lacks (see `catchup`).
-//! It renews the lease at half its length (catching up again each time, at the same
-//! node while it answers), re-subscribes everywhere at once when the node comes back
-//! online after losing every connection, and retries with backoff when every candidate
-//! failed. The serving node keeps its subscriber list across restarts. The set of
-//! followed authors is published for the write policy.
+//! redirect adds the nodes it names (see `attempt`). Once subscribed (so nothing new is
+//! missed), it catches up: the subscription's answer brings the events since the newest
+//! one held, then it reconciles a window of the author's events with the serving node
+//! and with one more member (two of three members always include one that acknowledged
+//! every event that reached a quorum) and fetches only what it still lacks (see
+//! `catchup`). It renews the lease at half its length (catching up again each time, at
+//! the same node while it answers), re-subscribes everywhere at once when the node comes
+//! back online after losing every connection, and retries with backoff when every
+//! candidate failed. Where each author was served is kept across restarts (`hints`), as
+//! the serving node keeps its subscriber list. The set of followed authors is published
+//! for the write policy.
+
+mod attempt;
+pub mod hints;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,12 +30,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use self::attempt::{Attempt, Taken};
+use self::hints::Hint;
 use crate::catchup::CatchUp;
 use crate::handle::Network;
-use crate::homeset::Member;
 use crate::keep_alive::Reason;
-use crate::policy::{ingest_by_author, tagged_pubkeys};
-use crate::wire::{Request, RequestBody, ResponseBody, WireMember};
+use crate::outbox::OutboxDb;
+use crate::policy::tagged_pubkeys;
 use crate::NetError;
 
 /// Subscription attempts in flight at once.
@@ -38,9 +44,6 @@ const PARALLEL: usize = 16;
 /// First retry delay after a failure; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// The subscription's own answer covers only this last moment; older events come by
-/// reconciliation.
-const LIVE_OVERLAP_SECS: u64 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -49,17 +52,13 @@ enum State {
     Subscribed { peer: PeerId, renew_at: Instant },
 }
 
-/// Candidates tried in one attempt at most (redirects add some).
-const MAX_CANDIDATES: usize = 8;
-
 #[derive(Debug)]
 struct Author {
     state: State,
     /// The author's node whose connection is kept open for pushes.
     kept: Option<PeerId>,
-    /// The node that served the last subscription (and whether it is the author's own):
-    /// asked first on renewal.
-    last: Option<(Member, bool)>,
+    /// Where the last subscription was served: asked first on renewal and restart.
+    hint: Option<Hint>,
     backoff: Duration,
     next_try: Instant,
 }
@@ -78,20 +77,22 @@ pub struct FollowTask {
     pub subscribed: watch::Sender<usize>,
     /// Nodes that stopped serving some authors (they left the authors' home sets).
     pub moved: mpsc::Receiver<(PeerId, Vec<PublicKey>)>,
+    /// Where the hints are kept.
+    pub db: OutboxDb,
 }
 
-/// A successful attempt: the serving node, events caught up, and whether the node is the
-/// author's own (no home-set member took the subscription).
-type Outcome = (PublicKey, Result<(Member, usize, bool), NetError>);
+/// An attempt's author and result.
+type Outcome = (PublicKey, Result<Taken, NetError>);
 
 impl FollowTask {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut authors: HashMap<PublicKey, Author> = HashMap::new();
+        let mut stored = hints::load(&self.db).await;
         // Listen before reading the stored list, so a list published meanwhile is not
         // missed.
         let mut bus = self.bus.subscribe();
         if let Some(list) = self.newest_follow_list().await {
-            self.apply_follow_list(&list, &mut authors);
+            self.apply(&list, &mut authors, &mut stored).await;
         }
         let mut online = self.net.reconnects();
         let mut lost = self.net.disconnects();
@@ -102,24 +103,24 @@ impl FollowTask {
                 _ = shutdown.cancelled() => break,
                 item = bus.recv() => match item {
                     Ok(live) if live.event.pubkey == self.owner && live.event.kind == Kind::ContactList => {
-                        for peer in self.apply_follow_list(&live.event, &mut authors) {
-                            self.net.keep_alive(peer, Reason::Following, false).await;
-                        }
+                        self.apply(&live.event, &mut authors, &mut stored).await;
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => {
                         if let Some(list) = self.newest_follow_list().await {
-                            for peer in self.apply_follow_list(&list, &mut authors) {
-                                self.net.keep_alive(peer, Reason::Following, false).await;
-                            }
+                            self.apply(&list, &mut authors, &mut stored).await;
                         }
                     }
                     Err(RecvError::Closed) => break,
                 },
                 Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                    if let Ok(outcome) = done {
-                        for (peer, on) in on_outcome(outcome, &mut authors, self.lease) {
+                    if let Ok((author, result)) = done {
+                        let effects = on_outcome(author, result, &mut authors, self.lease);
+                        for (peer, on) in effects.keep_alive {
                             self.net.keep_alive(peer, Reason::Following, on).await;
+                        }
+                        if let Some(hint) = effects.hint {
+                            hints::save(&self.db, author, hint.as_ref(), Timestamp::now().as_secs()).await;
                         }
                         let live = authors
                             .values()
@@ -134,7 +135,7 @@ impl FollowTask {
                             if matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) {
                                 info!(author = %pk, %peer, "the serving node left the home set; subscribing elsewhere");
                                 a.state = State::Idle;
-                                a.last = None;
+                                a.hint = None;
                                 a.next_try = Instant::now();
                             }
                         }
@@ -200,12 +201,14 @@ impl FollowTask {
             .next()
     }
 
-    /// Applies a new follow list; returns the peers no longer needed.
-    fn apply_follow_list(
+    /// Applies a new follow list: new authors start from their stored hints (taken out
+    /// of `stored`); unfollowed ones release their kept connection and their hint.
+    async fn apply(
         &self,
         list: &Event,
         authors: &mut HashMap<PublicKey, Author>,
-    ) -> Vec<PeerId> {
+        stored: &mut HashMap<PublicKey, Hint>,
+    ) {
         let wanted: HashSet<PublicKey> = tagged_pubkeys(list)
             .filter(|pk| *pk != self.owner)
             .collect();
@@ -213,7 +216,7 @@ impl FollowTask {
         authors.retain(|pk, a| {
             let keep = wanted.contains(pk);
             if !keep {
-                dropped.extend(a.kept);
+                dropped.push((*pk, a.kept));
             }
             keep
         });
@@ -222,14 +225,19 @@ impl FollowTask {
             authors.entry(*pk).or_insert_with(|| Author {
                 state: State::Idle,
                 kept: None,
-                last: None,
+                hint: stored.remove(pk),
                 backoff: FIRST_BACKOFF,
                 next_try: now,
             });
         }
         info!(follows = wanted.len(), "follow list loaded");
         self.follows.send_replace(Arc::new(wanted));
-        dropped
+        for (author, kept) in dropped {
+            if let Some(peer) = kept {
+                self.net.keep_alive(peer, Reason::Following, false).await;
+            }
+            hints::save(&self.db, author, None, 0).await;
+        }
     }
 
     fn start_due(&self, authors: &mut HashMap<PublicKey, Author>, attempts: &mut JoinSet<Outcome>) {
@@ -254,28 +262,39 @@ impl FollowTask {
                 author: *pk,
                 lease: self.lease,
             };
-            let last = a.last.clone();
+            let hint = a.hint.clone();
             let author = *pk;
-            attempts.spawn(async move { (author, attempt.run(last).await) });
+            attempts.spawn(async move { (author, attempt.run(hint).await) });
         }
     }
 }
 
-/// Records an attempt's result; returns the keep-alive changes it implies.
+/// What an attempt's result implies beyond the author's state.
+#[derive(Default)]
+struct Effects {
+    /// Connections to keep open (true) or release.
+    keep_alive: Vec<(PeerId, bool)>,
+    /// The author's hint to store (`Some(None)`: forget it), when it changed.
+    hint: Option<Option<Hint>>,
+}
+
+/// Records an attempt's result.
 fn on_outcome(
-    outcome: Outcome,
+    pk: PublicKey,
+    result: Result<Taken, NetError>,
     authors: &mut HashMap<PublicKey, Author>,
     lease: Duration,
-) -> Vec<(PeerId, bool)> {
-    let (pk, result) = outcome;
+) -> Effects {
     let Some(a) = authors.get_mut(&pk) else {
-        return Vec::new(); // unfollowed meanwhile
+        return Effects::default(); // unfollowed meanwhile
     };
-    let mut changes = Vec::new();
+    let mut effects = Effects::default();
+    let changes = &mut effects.keep_alive;
     let now = Instant::now();
     match result {
-        Ok((member, caught_up, own_node)) => {
-            let peer = member.peer;
+        Ok(Taken { hint, caught_up }) => {
+            let peer = hint.serving.peer;
+            let own_node = hint.own;
             if !matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) || caught_up > 0 {
                 if own_node {
                     info!(author = %pk, %peer, caught_up, "subscribed at the author's node");
@@ -287,7 +306,10 @@ fn on_outcome(
                 peer,
                 renew_at: now + lease / 2,
             };
-            a.last = Some((member, own_node));
+            if a.hint.as_ref() != Some(&hint) {
+                effects.hint = Some(Some(hint.clone()));
+            }
+            a.hint = Some(hint);
             a.backoff = FIRST_BACKOFF;
             if a.kept != Some(peer) {
                 changes.extend(a.kept.map(|old| (old, false)));
@@ -298,153 +320,13 @@ fn on_outcome(
         Err(e) => {
             debug!(author = %pk, error = %e, retry_in = ?a.backoff, "subscription failed");
             a.state = State::Idle;
-            a.last = None;
+            if a.hint.take().is_some() {
+                effects.hint = Some(None);
+            }
             a.next_try = now + a.backoff;
             a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
             changes.extend(a.kept.take().map(|old| (old, false)));
         }
     }
-    changes
-}
-
-/// One subscription attempt for one author.
-struct Attempt {
-    net: Network,
-    ingest: Arc<Ingest>,
-    catch_up: CatchUp,
-    author: PublicKey,
-    lease: Duration,
-}
-
-impl Attempt {
-    /// Tries the candidates in order until one takes the subscription.
-    async fn run(self, last: Option<(Member, bool)>) -> Result<(Member, usize, bool), NetError> {
-        let me = self.net.peer_id();
-        let mut own_node = last.as_ref().and_then(|(m, own)| own.then_some(m.peer));
-        let mut queue: Vec<Member> = last.into_iter().map(|(m, _)| m).collect();
-        let fresh = queue.is_empty();
-        let mut members = Vec::new();
-        match self.net.home_set(self.author, fresh).await {
-            Ok(set) => {
-                members = set.members.clone();
-                queue.extend(set.members);
-            }
-            Err(e) => debug!(author = %self.author, error = %e, "no home set yet"),
-        }
-        let mut tried: HashSet<PeerId> = HashSet::from([me]);
-        let mut resolved = false;
-        let mut last_error = NetError::NoHomeSet(self.author.to_hex());
-        loop {
-            let next = queue.iter().position(|m| !tried.contains(&m.peer));
-            let member = match next {
-                Some(i) => queue.remove(i),
-                None if !resolved => {
-                    // Every member failed: the author's own node, from its home record.
-                    resolved = true;
-                    match self.net.resolve(self.author).await {
-                        Ok(Some(h)) => {
-                            own_node = Some(h.peer);
-                            queue.push(Member {
-                                peer: h.peer,
-                                addrs: h.addrs,
-                            });
-                            continue;
-                        }
-                        Ok(None) => return Err(last_error),
-                        Err(e) => return Err(e),
-                    }
-                }
-                None => return Err(last_error),
-            };
-            if tried.len() > MAX_CANDIDATES {
-                return Err(last_error);
-            }
-            tried.insert(member.peer);
-            match self.subscribe(&member).await {
-                Ok(Ok(n)) => {
-                    let own = own_node == Some(member.peer);
-                    let caught_up = n + self.reconcile(&member, &members).await;
-                    return Ok((member, caught_up, own));
-                }
-                Ok(Err(redirect)) => {
-                    debug!(author = %self.author, peer = %member.peer, "redirected");
-                    queue.extend(redirect.into_iter().filter(|m| !tried.contains(&m.peer)));
-                }
-                Err(e) => {
-                    debug!(author = %self.author, peer = %member.peer, error = %e, "candidate failed");
-                    self.net.forget_member(member.peer).await;
-                    last_error = e;
-                }
-            }
-        }
-    }
-
-    /// Subscribes at `target`, ingesting the few events its answer carries; `Ok(Err(members))` is
-    /// a redirect to the nodes `target` names.
-    async fn subscribe(&self, target: &Member) -> Result<Result<usize, Vec<Member>>, NetError> {
-        let since = Timestamp::now().as_secs().saturating_sub(LIVE_OVERLAP_SECS);
-        let addrs = self
-            .net
-            .advertised()
-            .borrow()
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        let request = Request::new(RequestBody::Subscribe {
-            authors: vec![self.author.to_hex()],
-            since,
-            lease_secs: self.lease.as_secs() as u32,
-            addrs,
-        });
-        let delivered = self
-            .net
-            .request(target.peer, target.addrs.clone(), request)
-            .await?;
-        match delivered.response.body {
-            ResponseBody::Subscribed { events, .. } => {
-                Ok(Ok(
-                    ingest_by_author(&self.ingest, &events, self.author).await
-                ))
-            }
-            ResponseBody::Redirect { members } => Ok(Err(members
-                .iter()
-                .filter_map(WireMember::to_member)
-                .take(MAX_CANDIDATES)
-                .collect())),
-            ResponseBody::Refused { reason } => Err(NetError::Refused(reason)),
-            _ => Err(NetError::Protocol),
-        }
-    }
-
-    /// Catches up with the serving node and one more member of the home set; returns
-    /// how many events were newly stored. Failures only cost completeness until the next
-    /// renewal, so they are logged, not returned.
-    async fn reconcile(&self, target: &Member, members: &[Member]) -> usize {
-        let me = self.net.peer_id();
-        let filter = self
-            .catch_up
-            .window(Filter::new().author(self.author))
-            .await;
-        let second = members
-            .iter()
-            .find(|m| m.peer != target.peer && m.peer != me);
-        let mut stored = 0;
-        for member in std::iter::once(target).chain(second) {
-            let author = self.author;
-            let check = |e: &Event| {
-                if e.pubkey == author {
-                    Ok(())
-                } else {
-                    Err("not by the reconciled author".to_string())
-                }
-            };
-            match self.catch_up.with_member(member, &filter, check).await {
-                Ok(n) => stored += n,
-                Err(e) => {
-                    debug!(author = %self.author, peer = %member.peer, error = %e, "catch-up failed")
-                }
-            }
-        }
-        stored
-    }
+    effects
 }
