@@ -8,7 +8,7 @@ use libp2p::request_response::{self, InboundFailure, Message, OutboundFailure};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{autonat, dcutr, gossipsub, identify, kad, relay, PeerId};
 use tokio::sync::mpsc::error::TrySendError;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 use super::addrs::{is_circuit, is_unspecified};
 use super::resolve::Found;
@@ -244,6 +244,15 @@ impl Actor {
                         ..
                     },
             } => self.on_inbound_record(source, record),
+            kad::Event::InboundRequest { request } => {
+                let kind = match request {
+                    kad::InboundRequest::FindNode { .. } => "find_node",
+                    kad::InboundRequest::GetRecord { .. } => "get_record",
+                    kad::InboundRequest::PutRecord { .. } => "put_record",
+                    _ => "provider",
+                };
+                trace!(kind, "kad request served");
+            }
             _ => {}
         }
     }
