@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use serde::Serialize;
 use starling_net::homeset::{self, Member};
+use starling_net::served::ServedStatus;
 use starling_net::sim::SimNode;
 use starling_net::NetNodeStatus;
 use starling_proto::{Filter, Kind, PublicKey};
@@ -50,6 +51,8 @@ pub struct NodeFigures {
     /// range does (the R + 2 closest: a node takes the role up to two ranks beyond R).
     pub slack: Class,
     pub other: Class,
+    /// Peer requests the node answered since it started, by kind (its `status`).
+    pub served: ServedStatus,
     /// Bytes the node wrote to memory connections, from its start and during posting.
     pub sent_total: u64,
     pub sent_posting: u64,
@@ -150,6 +153,7 @@ pub async fn node(
         event_bytes: stats.event_bytes,
         disk_bytes: disk_bytes(&node.dir),
         sent_total: node.traffic.sent(),
+        served: status.requests_served,
         ..NodeFigures::default()
     };
     let mut notes_by = vec![0u64; nodes.len()];

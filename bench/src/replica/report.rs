@@ -179,6 +179,30 @@ impl Report {
                 Dist::of(col(&|f| f.subscribers as f64)),
             ),
             (
+                "peer requests served (all kinds, from start)".into(),
+                Dist::of(col(&|f| f.served.total() as f64)),
+            ),
+            (
+                "pushes served".into(),
+                Dist::of(col(&|f| f.served.push as f64)),
+            ),
+            (
+                "reconciliation rounds served".into(),
+                Dist::of(col(&|f| f.served.reconcile as f64)),
+            ),
+            (
+                "subscriptions served (incl. renewals)".into(),
+                Dist::of(col(&|f| f.served.subscribe as f64)),
+            ),
+            (
+                "fetches served".into(),
+                Dist::of(col(&|f| f.served.fetch as f64)),
+            ),
+            (
+                "requests served per author held (status)".into(),
+                Dist::of(col(&|f| ratio(f.served.total(), f.home_for as u64))),
+            ),
+            (
                 "bytes sent during posting + settling".into(),
                 Dist::of(col(&|f| f.sent_posting as f64)),
             ),
@@ -278,7 +302,7 @@ impl Report {
                 .join(", ")
         };
         s += &format!(
-            "\nrequests served, network-wide (no per-node counter is exposed): from the start: {}; during posting and settling: {}\n",
+            "\nrequests served, network-wide (from the request service's log events): from the start: {}; during posting and settling: {}\n",
             kinds(&self.requests_total),
             kinds(&self.requests_posting)
         );

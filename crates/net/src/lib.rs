@@ -35,6 +35,7 @@ pub mod outbox;
 pub mod policy;
 pub mod reconcile;
 pub mod repair;
+pub mod served;
 pub mod service;
 pub mod sim;
 pub mod strikes;

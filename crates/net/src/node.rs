@@ -28,6 +28,7 @@ use crate::inbox::InboxTask;
 use crate::outbox::{Depth, OutboxDb, OutboxTask};
 use crate::policy::{Follows, Policy};
 use crate::repair::RepairTask;
+use crate::served::{Served, ServedStatus};
 use crate::service::{self, Service};
 use crate::subscribers::{self, Subscribers};
 use crate::wire::WireLimits;
@@ -63,6 +64,7 @@ pub struct NetRemote {
     holdings: Option<Arc<Holdings>>,
     progress: Option<Arc<Progress>>,
     subscribed: Option<watch::Receiver<usize>>,
+    served: Arc<Served>,
 }
 
 /// The network part of `starling status`.
@@ -79,6 +81,8 @@ pub struct NetNodeStatus {
     pub home_for: usize,
     /// The catch-up in progress: events found missing and fetched so far.
     pub catch_up: ProgressStatus,
+    /// Peer requests answered since the node started, by kind.
+    pub requests_served: ServedStatus,
 }
 
 impl NetNode {
@@ -116,6 +120,7 @@ impl NetNode {
         let served: Arc<dyn Fn(&PublicKey) -> bool + Send + Sync> =
             Arc::new(move |pk| held.holds(pk));
 
+        let requests_served = Arc::new(Served::default());
         let service = Service {
             net: network.clone(),
             ingest: parts.ingest.clone(),
@@ -127,6 +132,7 @@ impl NetNode {
             moved: moved_tx,
             touched: touched_tx,
             limits: WireLimits::default(),
+            served: requests_served.clone(),
         };
         tasks.spawn(service.run(inbound, shutdown.clone()));
         tasks.spawn(subscribers::run_pusher(
@@ -219,6 +225,7 @@ impl NetNode {
             holdings: Some(holdings),
             progress: Some(progress),
             subscribed: Some(subscribed),
+            served: requests_served,
         });
         Ok(Self {
             remote,
@@ -258,6 +265,7 @@ impl NetNode {
             holdings: None,
             progress: None,
             subscribed: None,
+            served: Arc::new(Served::default()),
         });
         Ok(Self {
             remote,
@@ -302,6 +310,7 @@ impl NetRemote {
                 .progress
                 .as_ref()
                 .map_or_else(ProgressStatus::default, |p| p.snapshot()),
+            requests_served: self.served.snapshot(),
         })
     }
 }

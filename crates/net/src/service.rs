@@ -26,6 +26,7 @@ use crate::outbox::OutboxDb;
 use crate::policy::Policy;
 use crate::policy::{p_tag_keys, tagged_pubkeys};
 use crate::reconcile;
+use crate::served::Served;
 use crate::subscribers::{self, Subscribers};
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits, WireMember};
 
@@ -81,6 +82,8 @@ pub struct Service {
     /// other members get them soon, not at the next periodic round.
     pub touched: mpsc::Sender<PublicKey>,
     pub limits: WireLimits,
+    /// Requests answered, by kind.
+    pub served: Arc<Served>,
 }
 
 /// The service of a bootstrap node, which holds no events: every request is refused
@@ -164,6 +167,7 @@ impl Service {
             return Response::refused(reason);
         }
         debug!(%peer, kind = request.kind(), "request");
+        self.served.count(&request.body);
         match request.body {
             RequestBody::Push { events } => self.on_push(peer, events).await,
             RequestBody::Subscribe {
