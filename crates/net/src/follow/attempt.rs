@@ -31,11 +31,17 @@ const MAX_CANDIDATES: usize = 8;
 /// crossed the subscription on the way.
 const LIVE_OVERLAP_SECS: u64 = 5;
 
-/// A subscription taken: where it is served, and how many events the attempt stored.
+/// A subscription taken: where it is served, how many events the attempt stored, and
+/// whether the catch-up reconciled with as many members as it wanted.
 pub struct Taken {
     pub hint: Hint,
     pub caught_up: usize,
+    pub complete: bool,
 }
+
+/// Members a catch-up reconciles with (the serving node first): two of three members
+/// always include one that acknowledged every event that reached a quorum.
+const RECONCILE_WITH: usize = 2;
 
 /// What `subscribe` got back.
 enum Answer {
@@ -109,13 +115,17 @@ impl Attempt {
                     }
                     members.retain(|m| m.peer != me);
                     let own = own_node == Some(member.peer);
-                    let caught_up = n + self.reconcile(&member, &members).await;
+                    let (stored, complete) = self.reconcile(&member, &members).await;
                     let hint = Hint {
                         serving: member,
                         own,
                         members,
                     };
-                    return Ok(Taken { hint, caught_up });
+                    return Ok(Taken {
+                        hint,
+                        caught_up: n + stored,
+                        complete,
+                    });
                 }
                 Ok(Answer::Redirect(to)) => {
                     debug!(author = %self.author, peer = %member.peer, "redirected");
@@ -174,17 +184,23 @@ impl Attempt {
         }
     }
 
-    /// Catches up with the serving node and one more member of the home set; returns
-    /// how many events were newly stored. Failures only cost completeness until the next
-    /// renewal, so they are logged, not returned.
-    async fn reconcile(&self, target: &Member, members: &[Member]) -> usize {
+    /// Catches up with the serving node and one more member of the home set (the next
+    /// one when a member fails); returns how many events were newly stored and whether
+    /// [`RECONCILE_WITH`] members (or every known one) answered. Failures are logged,
+    /// not returned: the subscription holds, and the caller retries the catch-up soon.
+    async fn reconcile(&self, target: &Member, members: &[Member]) -> (usize, bool) {
         let filter = self
             .catch_up
             .window(Filter::new().author(self.author))
             .await;
-        let second = members.iter().find(|m| m.peer != target.peer);
-        let mut stored = 0;
-        for member in std::iter::once(target).chain(second) {
+        let others = members.iter().filter(|m| m.peer != target.peer);
+        let candidates: Vec<&Member> = std::iter::once(target).chain(others).collect();
+        let wanted = RECONCILE_WITH.min(candidates.len());
+        let (mut stored, mut answered) = (0, 0);
+        for member in candidates {
+            if answered == wanted {
+                break;
+            }
             let author = self.author;
             let check = |e: &Event| {
                 if e.pubkey == author {
@@ -194,13 +210,16 @@ impl Attempt {
                 }
             };
             match self.catch_up.with_member(member, &filter, check).await {
-                Ok(n) => stored += n,
+                Ok(n) => {
+                    stored += n;
+                    answered += 1;
+                }
                 Err(e) => {
                     debug!(author = %self.author, peer = %member.peer, error = %e, "catch-up failed")
                 }
             }
         }
-        stored
+        (stored, answered == wanted)
     }
 }
 

@@ -44,6 +44,9 @@ const PARALLEL: usize = 16;
 /// First retry delay after a failure; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// When a subscription's catch-up could not reconcile with enough members, it is renewed
+/// (and the catch-up tried again) this soon instead of at half the lease.
+const INCOMPLETE_RETRY: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -292,7 +295,11 @@ fn on_outcome(
     let changes = &mut effects.keep_alive;
     let now = Instant::now();
     match result {
-        Ok(Taken { hint, caught_up }) => {
+        Ok(Taken {
+            hint,
+            caught_up,
+            complete,
+        }) => {
             let peer = hint.serving.peer;
             let own_node = hint.own;
             if !matches!(a.state, State::Subscribed { peer: p, .. } if p == peer) || caught_up > 0 {
@@ -302,9 +309,15 @@ fn on_outcome(
                     info!(author = %pk, %peer, caught_up, "subscribed at a home-set member");
                 }
             }
+            // An incomplete catch-up (a member did not answer) is tried again soon.
+            let renew_in = if complete {
+                lease / 2
+            } else {
+                INCOMPLETE_RETRY.min(lease / 2)
+            };
             a.state = State::Subscribed {
                 peer,
-                renew_at: now + lease / 2,
+                renew_at: now + renew_in,
             };
             if a.hint.as_ref() != Some(&hint) {
                 effects.hint = Some(Some(hint.clone()));
