@@ -193,6 +193,13 @@ pub async fn run(
     // When each slot last came back up (round), to judge "sender down at target return".
     let mut returned_at: HashMap<usize, usize> = HashMap::new();
     for round in 0..cfg.rounds {
+        if up_at.contains_key(&round) || down_at.contains_key(&round) {
+            log(format!(
+                "round {round}: restarting {:?}, killing {:?}",
+                up_at.get(&round).cloned().unwrap_or_default(),
+                down_at.get(&round).cloned().unwrap_or_default()
+            ));
+        }
         for &v in up_at.get(&round).into_iter().flatten() {
             restart(&mut slots, v, &mut rng).await?;
             returned_at.insert(v, round);
@@ -526,7 +533,11 @@ async fn check(
                 if !have.contains(id) {
                     missing += 1;
                     if examples.len() < 5 {
-                        examples.push(format!("node {f} lacks {id} by followed node {a}"));
+                        examples.push(format!(
+                            "node {f} lacks {id} by followed node {a} (peers {} / {})",
+                            live(f)?.net.network().peer_id(),
+                            live(a)?.net.network().peer_id()
+                        ));
                     }
                 }
             }
