@@ -7,7 +7,6 @@
 //! from any valid home record this node saw, else looked up alongside the closest peers.
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use libp2p::kad::{self, QueryId};
@@ -20,9 +19,6 @@ use super::Actor;
 use crate::home::dht_key;
 use crate::homeset::{closest, rank, HomeSet, Member};
 use crate::NetError;
-
-/// Peers a lookup asks for beyond the set's size.
-const LOOKUP_SLACK: usize = 3;
 
 pub(crate) type HomeReply = oneshot::Sender<Result<HomeSet, NetError>>;
 
@@ -90,13 +86,12 @@ impl Actor {
                 return;
             }
         }
-        // The query stops once the closest few answered: the set, plus room for the
-        // user's own node and a bootstrap node among them (asking for Kademlia's k = 20
-        // would query several times more nodes for answers that are thrown away).
-        let wanted = NonZeroUsize::new(self.settings.home.replicas + LOOKUP_SLACK)
-            .unwrap_or(NonZeroUsize::MIN);
+        // A full closest-peers walk (Kademlia's k): members, authors and followers
+        // must agree on the set, and a walk that stops once the first few closest
+        // answered sees a different set from node to node while the network churns
+        // (the churn benchmark lost deliveries to such disagreements).
         let kad = &mut self.swarm.behaviour_mut().kad;
-        let id = kad.get_n_closest_peers(dht_key(&author), wanted);
+        let id = kad.get_closest_peers(dht_key(&author));
         self.homes.started += 1;
         let record_query = (!self.homes.nodes.contains_key(&author))
             .then(|| kad.get_record(kad::RecordKey::new(&dht_key(&author))));

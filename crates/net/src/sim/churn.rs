@@ -534,9 +534,10 @@ async fn check(
                     missing += 1;
                     if examples.len() < 5 {
                         examples.push(format!(
-                            "node {f} lacks {id} by followed node {a} (peers {} / {})",
+                            "node {f} lacks {id} by followed node {a} (peers {} / {}, author {})",
                             live(f)?.net.network().peer_id(),
-                            live(a)?.net.network().peer_id()
+                            live(a)?.net.network().peer_id(),
+                            slots[a].keys.public_key()
                         ));
                     }
                 }
