@@ -62,8 +62,20 @@ export const toHex = bytes => bytes.map(b => b.toString(16).padStart(2, '0')).jo
 export const fromHex = hex => hex.match(/../g).map(b => parseInt(b, 16))
 export const isHex64 = s => /^[0-9a-f]{64}$/.test(s)
 
-export const npub = hex => bech32Encode('npub', fromHex(hex))
-export const noteId = hex => bech32Encode('note', fromHex(hex))
+// Encodings are asked for again and again while rendering: kept (bounded) once computed.
+const encoded = new Map()
+function encode (hrp, hex) {
+  const key = hrp + hex
+  let text = encoded.get(key)
+  if (text === undefined) {
+    if (encoded.size > 20000) encoded.clear()
+    text = bech32Encode(hrp, fromHex(hex))
+    encoded.set(key, text)
+  }
+  return text
+}
+export const npub = hex => encode('npub', hex)
+export const noteId = hex => encode('note', hex)
 export const shortNpub = hex => { const n = npub(hex); return `${n.slice(0, 10)}…${n.slice(-4)}` }
 
 // npub, note, nprofile, nevent (with or without "nostr:"), or 64 hex (a public key unless

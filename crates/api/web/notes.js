@@ -33,8 +33,9 @@ export function avatar (model, pubkey, big = false) {
   return el
 }
 
-// Text with links for URLs and nostr: references (never markup from the text itself).
-export function richText (model, text) {
+// Text with links for URLs and nostr: references (never markup from the text itself);
+// a reference to `shown` (the quoted note, shown below the text) is left out.
+export function richText (model, text, shown = null) {
   const out = []
   let last = 0
   for (const m of text.matchAll(TOKEN)) {
@@ -47,6 +48,11 @@ export function richText (model, text) {
     }
     try {
       const ref = decodeRef(token)
+      if (ref.hex === shown) {
+        // At the end of the text, the blank lines before it go too.
+        if (!text.slice(last).trim() && typeof out[out.length - 1] === 'string') out[out.length - 1] = out[out.length - 1].trimEnd()
+        continue
+      }
       out.push(ref.type === 'pubkey'
         ? h('a', { class: 'mention', href: profileHref(ref.hex), dataset: { nameOf: ref.hex } }, '@' + model.name(ref.hex))
         : h('a', { href: noteHref(ref.hex) }, noteId(ref.hex).slice(0, 14) + '…'))
@@ -95,25 +101,26 @@ export function noteCard (model, ev, opts = {}) {
   const { parent } = threadRefs(ev)
   const parentEv = parent && model.events.get(parent)
   const quoted = opts.embedded ? null : quotedId(ev)
+  const href = noteHref(ev.id)
   return h('article', { class: opts.embedded ? 'note embed' : 'note', dataset: { id: ev.id, author: ev.pubkey } },
     avatar(model, ev.pubkey),
     h('div', { class: 'body' },
-      h('div', { class: 'meta' }, nameEl(model, ev.pubkey), ' ', h('a', { class: 'time', href: noteHref(ev.id) }, ago(ev.created_at))),
+      h('div', { class: 'meta' }, nameEl(model, ev.pubkey), ' ', h('a', { class: 'time', href }, ago(ev.created_at))),
       parent ? h('div', { class: 'context' }, 'replying to ', parentEv ? nameEl(model, parentEv.pubkey) : h('a', { href: noteHref(parent) }, 'a note')) : null,
-      h('div', { class: 'content' }, richText(model, ev.content)),
+      h('div', { class: 'content' }, richText(model, ev.content, quoted)),
       quoted ? embedded(model, quoted) : null,
-      (!opts.embedded || opts.actions) ? actions(model, ev) : null))
+      (!opts.embedded || opts.actions) ? actions(model, ev, href) : null))
 }
 
-function actions (model, ev) {
+function actions (model, ev, href) {
   const react = h('button', { type: 'button', class: 'act react', title: 'React +' }, '♡ Like ', h('span', { dataset: { reactsOf: ev.id } }, model.reactionCount(ev.id) || ''))
   react.onclick = () => busy(react, () => model.publish(templates.reaction(ev)))
   const repost = h('button', { type: 'button', class: 'act repost', title: 'Repost' }, 'Repost')
   repost.onclick = () => busy(repost, async () => { await model.publish(templates.repost(ev)); repost.classList.add('done') })
   return h('div', { class: 'actions' },
-    h('a', { class: 'act reply', href: noteHref(ev.id), title: 'Reply' }, 'Reply ', h('span', { dataset: { repliesOf: ev.id } }, model.replyCount(ev.id) || '')),
+    h('a', { class: 'act reply', href, title: 'Reply' }, 'Reply ', h('span', { dataset: { repliesOf: ev.id } }, model.replyCount(ev.id) || '')),
     repost,
-    h('a', { class: 'act quote', href: `${noteHref(ev.id)}/quote`, title: 'Quote' }, 'Quote'),
+    h('a', { class: 'act quote', href: `${href}/quote`, title: 'Quote' }, 'Quote'),
     react)
 }
 
