@@ -64,14 +64,17 @@ function readBanner (proc, logTail, timeoutMs) {
   })
 }
 
-// Starts a node owned by a new key; `bootstrap` is another node's p2p multiaddr.
-export async function startNode (name, { bootstrap, timeoutMs = 30_000 } = {}) {
+// Starts a node owned by a new key; `bootstrap` is another node's p2p multiaddr;
+// `offline` runs it without the peer-to-peer network.
+export async function startNode (name, { bootstrap, offline = false, timeoutMs = 30_000 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `starling-web-${name}-`))
   const dataDir = join(dir, 'data')
   execFileSync(starlingBin(), ['init', '--data-dir', dataDir], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] })
   const logPath = join(dir, 'node.log')
   const logFd = openSync(logPath, 'a')
-  const args = ['run', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--public']
+  const args = ['run', '--data-dir', dataDir, '--api', '127.0.0.1:0']
+  if (offline) args.push('--offline')
+  else args.push('--listen', '/ip4/127.0.0.1/tcp/0', '--public')
   if (bootstrap) args.push('--bootstrap', bootstrap)
   const proc = spawn(starlingBin(), args, { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, NO_COLOR: '1' } })
   closeSync(logFd)

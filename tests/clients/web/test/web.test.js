@@ -2,8 +2,10 @@
 // against two real starling nodes on loopback, A and B (B bootstraps from A):
 //   - following by npub in B's page works (B's node then holds the follow list);
 //   - a post made in A's page appears live on B's home timeline, without a reload;
-//   - B's reply (made in B's page) and reaction appear in A's notifications;
-//   - A's profile edits show on B's page.
+//   - B's reply (made in B's page) and reaction appear in A's notifications, and so do
+//     B's repost and quote (the quote shows A's note inside it on B's timeline);
+//   - A's profile edits show on B's page;
+//   - unfollowing in B's page empties B's follow list on B's node.
 // Every page is screenshotted into target/screenshots/ (listed at the end).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -85,12 +87,28 @@ test('two nodes, two browsers: follow, live post, reply notification, profile ed
     await noReload(pb, marker)
     await shot(pb, '05-b-thread-reply')
 
+    // B reposts and quotes A's note.
+    await pb.click('section.thread .target button.repost')
+    await pb.locator('section.thread .target button.repost.done').waitFor({ timeout: WAIT })
+    await pb.click('section.thread .target a.quote')
+    const quote = `quoting alice ${tag}`
+    await pb.fill('section.thread textarea[name=compose]', quote)
+    await pb.click('section.thread form.compose button[type=submit]')
+    const quoted = pb.locator('section.home article.note', { hasText: quote })
+    await quoted.waitFor({ timeout: WAIT })
+    await quoted.locator('article.note.embed', { hasText: text }).waitFor({ timeout: WAIT })
+    await pb.locator('section.home article.note.repost', { hasText: text }).waitFor({ timeout: WAIT })
+    await noReload(pb, marker)
+    await shot(pb, '06-b-home-repost-and-quote')
+
     await go(pa, '#/notifications')
     const notif = pa.locator('.notif[data-kind=reply]', { hasText: reply })
     await notif.waitFor({ timeout: WAIT })
     assert.equal(await notif.locator('.context .name').first().getAttribute('data-name-of'), b.hex, 'the reply is shown as B\'s')
     await pa.locator('.notif[data-kind=reaction]').first().waitFor({ timeout: WAIT })
-    await shot(pa, '06-a-notifications')
+    await pa.locator('.notif[data-kind=repost]', { hasText: text }).waitFor({ timeout: WAIT })
+    await pa.locator('.notif[data-kind=mention]', { hasText: quote }).waitFor({ timeout: WAIT })
+    await shot(pa, '07-a-notifications')
 
     // A edits its profile again; B's view of A's profile shows the change.
     await go(pa, '#/me')
@@ -100,10 +118,10 @@ test('two nodes, two browsers: follow, live post, reply notification, profile ed
     await pb.locator('section.profile .profile-head .about', { hasText: `about, edited ${tag}` }).waitFor({ timeout: WAIT })
     assert.equal(await pb.locator('section.profile button.follow').textContent(), 'Unfollow')
     await noReload(pb, marker)
-    await shot(pb, '07-b-profile-of-a')
+    await shot(pb, '08-b-profile-of-a')
 
     // The other pages: network (each node lists the other as a peer) and B's own profile.
-    for (const [page, other, name] of [[pa, b, '08-a-network'], [pb, a, '09-b-network']]) {
+    for (const [page, other, name] of [[pa, b, '09-a-network'], [pb, a, '10-b-network']]) {
       await go(page, '#/network')
       await page.locator('section.network[data-loaded]').waitFor({ timeout: WAIT })
       const otherPeer = (await other.status()).network.peer_id
@@ -113,7 +131,14 @@ test('two nodes, two browsers: follow, live post, reply notification, profile ed
     }
     await go(pb, '#/me')
     await pb.locator('section.profile form.edit').waitFor({ timeout: WAIT })
-    await shot(pb, '10-b-own-profile')
+    await shot(pb, '11-b-own-profile')
+
+    // B unfollows A in its page.
+    await go(pb, '#/following')
+    await pb.click(`ul.people li[data-pubkey="${a.hex}"] button.unfollow`)
+    await pb.locator('ul.people li', { hasText: 'You follow nobody yet.' }).waitFor({ timeout: WAIT })
+    await eventually("B's node to drop the follow", async () => (await b.status()).network.follows === 0, { timeoutMs: WAIT })
+    await noReload(pb, marker)
 
     assert.deepEqual(pa.errors, [], "errors in A's page")
     assert.deepEqual(pb.errors, [], "errors in B's page")
