@@ -1,12 +1,18 @@
 //! starling's client APIs, all on the node's one API port: the NIP-01 WebSocket relay with
-//! its NIP-11 document on `/`, NostrP2P's REST routes `POST /publish` and `POST /req`, and
-//! `GET /api/status` for the CLI. Events that clients send go to the node core's
-//! [`Ingest`]; reads go to the store; live events come from the core's [`EventBus`].
+//! its NIP-11 document on `/`, NostrP2P's REST routes `POST /publish` and `POST /req`,
+//! `GET /api/status` for the CLI, and the web client ([`web`]: the page on `/` for
+//! browsers, its files under `/app/`, signing and login). Events that clients send go to
+//! the node core's [`Ingest`]; reads go to the store; live events come from the core's
+//! [`EventBus`].
+//!
+//! The status routes and the web client's serve only the owner: requests from loopback,
+//! or from other devices with a login session (see [`web`]'s access rule).
 
 mod nip11;
 mod relay;
 mod rest;
 mod status;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -14,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 use starling_core::{EventBus, Ingest, Remote};
 use starling_proto::{Filter, Limits, PublicKey};
 use starling_store::EventStore;
@@ -23,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use relay::run_session;
 pub use status::NodeStatus;
+pub use web::WebState;
 
 /// Everything the API handlers share.
 pub struct ApiState {
@@ -40,6 +47,8 @@ pub struct ApiState {
     pub connections: AtomicUsize,
     /// The peer-to-peer network, when the node runs one.
     pub remote: Option<Arc<dyn Remote>>,
+    /// The web client: its files, signing key and login sessions.
+    pub web: WebState,
 }
 
 /// How long a query for authors the node has never seen waits for the network.
@@ -66,11 +75,19 @@ impl ApiState {
 
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let owner_only = Router::new()
+        .route("/api/status", get(status::status))
+        .route("/api/whereis/{npub}", get(status::whereis))
+        .merge(web::owner_routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::require_owner,
+        ));
     Router::new()
         .route("/", get(relay::root))
         .merge(rest::routes())
-        .route("/api/status", get(status::status))
-        .route("/api/whereis/{npub}", get(status::whereis))
+        .merge(owner_only)
+        .merge(web::open_routes())
         .fallback(post(rest::not_found).get(rest::not_found))
         .with_state(state)
 }

@@ -267,7 +267,11 @@ async fn nip11_status_and_a_websocket_over_tcp() {
         json!(["OK", e.id.to_hex(), true, ""])
     );
 
-    let request = Request::get("/api/status").body(Body::empty()).unwrap();
+    // From the owner's machine: the status route serves loopback only (or a login).
+    let mut request = Request::get("/api/status").body(Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
     let response = starling_api::router(node.state.clone())
         .oneshot(request)
         .await

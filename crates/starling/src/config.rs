@@ -24,7 +24,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Address of the client API (relay, REST, status). Loopback by default.
+    /// Address of the client API (relay, REST, status, web client). Loopback by default.
     pub listen: String,
     /// The name in the relay's NIP-11 document.
     pub name: String,
@@ -115,8 +115,10 @@ impl Config {
 
 [api]
 # Address of the client API: the NIP-01 relay (ws://), NostrP2P's REST routes
-# (POST /publish, POST /req) and GET /api/status. Keep it on loopback (127.0.0.1)
-# unless you mean to expose your node to other machines.
+# (POST /publish, POST /req), GET /api/status and the web client (http://ADDR/).
+# Keep it on loopback (127.0.0.1) unless you mean to expose your node to other
+# machines; they then must log in to the web client and the status routes with the
+# token in web.token (or a NIP-07 signer holding your key).
 listen = "{api_listen}"
 # The relay's name in its NIP-11 information document.
 name = "{name}"
@@ -185,5 +187,13 @@ mod tests {
         let settings = Config::default().validate(Some("127.0.0.1:0")).unwrap();
         assert_eq!(settings.api_listen.port(), 0);
         assert!(Config::default().validate(Some("nowhere")).is_err());
+    }
+
+    #[test]
+    fn the_api_stays_on_loopback_unless_configured_otherwise() {
+        let settings = Config::default().validate(None).unwrap();
+        assert!(settings.api_listen.ip().is_loopback());
+        let parsed: Config = toml::from_str(&Config::template("127.0.0.1:7777")).unwrap();
+        assert!(parsed.validate(None).unwrap().api_listen.ip().is_loopback());
     }
 }

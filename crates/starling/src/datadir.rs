@@ -6,6 +6,8 @@
 //! DIR/owner.nsec    the owner's secret key, mode 0600; or, for a node that holds
 //! DIR/owner.npub    only the owner's public key, that key
 //! DIR/events.db     the event store (SQLite, WAL)
+//! DIR/web.token     the web client's login token for other devices, mode 0600
+//!                   (created on first run; delete it and restart for a new one)
 //! DIR/api.addr      the running node's API address (present while it runs)
 //! ```
 
@@ -72,6 +74,9 @@ impl DataDir {
     }
     fn npub(&self) -> PathBuf {
         self.0.join("owner.npub")
+    }
+    pub fn web_token_path(&self) -> PathBuf {
+        self.0.join("web.token")
     }
 
     /// Whether `init` has run here.
@@ -146,6 +151,26 @@ impl DataDir {
         self.node_keypair()
     }
 
+    /// The token other devices log in to the web client with; created (random, mode
+    /// 0600) when the directory has none.
+    pub fn web_token(&self) -> anyhow::Result<String> {
+        let path = self.web_token_path();
+        if !path.exists() {
+            let token = starling_api::web::random_hex();
+            write_private(&path, format!("{token}\n").as_bytes())?;
+        }
+        let token =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let token = token.trim();
+        if token.len() < 16 {
+            bail!(
+                "{} holds a token shorter than 16 characters",
+                path.display()
+            );
+        }
+        Ok(token.to_string())
+    }
+
     /// The durable outbox of undelivered replies, mentions and reactions.
     pub fn outbox_db(&self) -> PathBuf {
         self.0.join("outbox.db")
@@ -202,6 +227,18 @@ mod tests {
             dir.init(None, "127.0.0.1:7777").is_err(),
             "a second init must refuse"
         );
+        let token = dir.web_token().unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(dir.web_token().unwrap(), token, "the token is kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.web_token_path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use starling_api::ApiState;
+use starling_api::{ApiState, WebState};
 use starling_core::{EventBus, Ingest};
 use starling_net::{NetNode, Network, NodeParts};
 use starling_proto::{Timestamp, ToBech32};
@@ -38,6 +38,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Config::load(&dir.config())?.validate(args.api.as_deref())?;
     let owner = dir.owner()?;
     let owner_pk = owner.public_key();
+    let web = WebState::new(
+        match &owner {
+            OwnerKey::Secret(keys) => Some(keys.clone()),
+            OwnerKey::Public(_) => None,
+        },
+        Some(&dir.web_token()?),
+    );
 
     let options = StoreOptions {
         max_bytes: settings.max_bytes,
@@ -94,6 +101,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         remote: net
             .as_ref()
             .map(|n| n.remote.clone() as Arc<dyn starling_core::Remote>),
+        web,
     });
 
     let listener = TcpListener::bind(settings.api_listen)
@@ -141,8 +149,10 @@ fn print_banner(
     p2p: Option<String>,
 ) -> anyhow::Result<()> {
     let signing = match owner {
-        OwnerKey::Secret(_) => "holds the owner's key: the CLI can sign",
-        OwnerKey::Public(_) => "holds only the owner's npub: sign elsewhere",
+        OwnerKey::Secret(_) => "holds the owner's key: the CLI and the web client can sign",
+        OwnerKey::Public(_) => {
+            "holds only the owner's npub: sign elsewhere (NIP-07 in the web client)"
+        }
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "starling {} node running", env!("CARGO_PKG_VERSION"))?;
@@ -154,6 +164,14 @@ fn print_banner(
     writeln!(out, "  relay   ws://{addr}")?;
     writeln!(out, "  rest    http://{addr}/publish  http://{addr}/req")?;
     writeln!(out, "  status  http://{addr}/api/status")?;
+    writeln!(out, "  web     http://{addr}/")?;
+    if !addr.ip().is_loopback() {
+        writeln!(
+            out,
+            "  login   other devices log in with the token in {}",
+            dir.web_token_path().display()
+        )?;
+    }
     match p2p {
         Some(line) => writeln!(out, "  p2p     {line}")?,
         None => writeln!(out, "  p2p     off (local relay only)")?,

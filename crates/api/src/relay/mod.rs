@@ -1,18 +1,21 @@
 //! The NIP-01 relay endpoint on `/`: WebSocket upgrades become [`session`]s; plain GETs get
-//! the NIP-11 document (when they accept `application/nostr+json`) or a short HTML page.
+//! the NIP-11 document (when they accept `application/nostr+json`) or the web client's page
+//! ([`crate::web::page`]).
 //! Sessions speak NIP-01, NIP-45 COUNT and NIP-77 negentropy sync ([`negentropy`]).
 
 mod neg_message;
 mod negentropy;
 mod session;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
+use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::{nip11, ApiState};
@@ -21,6 +24,7 @@ pub use session::run_session;
 
 pub async fn root(
     State(state): State<Arc<ApiState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -38,13 +42,11 @@ pub async fn root(
     if wants_nip11 {
         return nip11::document(&state);
     }
-    Html(format!(
-        "<!doctype html><meta charset=utf-8><title>starling</title>\
-         <h1>starling node</h1><p>This is the Nostr relay of {}. Point a Nostr client at this \
-         address with <code>ws://</code>.</p>",
-        state.name
-    ))
-    .into_response()
+    crate::web::page(
+        &state,
+        peer.map(|Extension(ConnectInfo(addr))| addr),
+        &headers,
+    )
 }
 
 /// Adapts an axum WebSocket to the text streams a session works on.

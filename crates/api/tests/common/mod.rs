@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
-use starling_api::ApiState;
+use starling_api::{ApiState, WebState};
 use starling_core::{EventBus, Ingest};
 use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Limits, Tag};
 use starling_store::{SqliteStore, StoreOptions};
@@ -19,7 +19,15 @@ pub struct Node {
     pub _dir: tempfile::TempDir,
 }
 
+/// The login token of the test nodes.
+pub const LOGIN_TOKEN: &str = "test-login-token-0123456789";
+
 pub fn node_with(limits: Limits) -> Node {
+    node_signing(limits, true)
+}
+
+/// A node that holds the owner's secret key (`signs`) or only the public key.
+pub fn node_signing(limits: Limits, signs: bool) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let owner = Keys::generate();
     let store = Arc::new(
@@ -43,6 +51,7 @@ pub fn node_with(limits: Limits) -> Node {
         shutdown: CancellationToken::new(),
         connections: AtomicUsize::new(0),
         remote: None,
+        web: WebState::new(signs.then(|| owner.clone()), Some(LOGIN_TOKEN)),
     });
     Node {
         state,
