@@ -9,7 +9,7 @@ use starling_proto::Limits;
 use crate::ApiState;
 
 /// The NIPs this relay implements.
-const SUPPORTED_NIPS: [u16; 6] = [1, 9, 11, 40, 45, 77];
+const SUPPORTED_NIPS: [u16; 7] = [1, 9, 11, 40, 42, 45, 77];
 
 pub fn document(state: &ApiState) -> Response {
     let Limits {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use starling_proto::{
-    validate_parsed, validate_rendered, Event, EventId, Limits, PublicKey, RenderedEvent,
+    validate_parsed, validate_rendered, Event, EventId, Kind, Limits, PublicKey, RenderedEvent,
     Timestamp, ValidationError,
 };
 use starling_store::{EventStore, SaveOutcome, StoreError};
@@ -19,6 +19,10 @@ use crate::bus::EventBus;
 pub enum Origin {
     /// One of the owner's own clients (relay WebSocket, REST, CLI, web client).
     LocalClient,
+    /// A client that proved it holds the owner's key (NIP-42 on the relay): besides the
+    /// owner's events it may publish gift wraps (NIP-59, kind 1059), which are signed by
+    /// one-time keys.
+    OwnerSession,
     /// The operator's `starling import`: any author, checked like everything else.
     Import,
     /// A peer. The network layer applies its own write policy (what peers may push)
@@ -43,6 +47,8 @@ pub enum IngestError {
     Invalid(#[from] ValidationError),
     #[error("blocked: {0}")]
     Blocked(String),
+    #[error("auth-required: {0}")]
+    AuthRequired(String),
     #[error("duplicate: a newer version of this replaceable event is stored")]
     Superseded,
     #[error("blocked: this event was deleted by its author")]
@@ -147,10 +153,15 @@ impl Ingest {
 
     fn check_policy(&self, event: &Event, origin: Origin) -> Result<(), IngestError> {
         match origin {
-            Origin::LocalClient if event.pubkey != self.owner => Err(IngestError::Blocked(
+            Origin::LocalClient | Origin::OwnerSession if event.pubkey == self.owner => Ok(()),
+            Origin::OwnerSession if event.kind == Kind::GiftWrap => Ok(()),
+            Origin::LocalClient if event.kind == Kind::GiftWrap => Err(IngestError::AuthRequired(
+                "gift wraps are taken from the owner's authenticated clients (NIP-42)".into(),
+            )),
+            Origin::LocalClient | Origin::OwnerSession => Err(IngestError::Blocked(
                 "only events signed by this node's owner may be published here".into(),
             )),
-            Origin::LocalClient | Origin::Import | Origin::Network => Ok(()),
+            Origin::Import | Origin::Network => Ok(()),
         }
     }
 

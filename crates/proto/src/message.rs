@@ -25,6 +25,8 @@ pub enum ClientMessage<'a> {
     },
     /// `["CLOSE", <sub id>]`.
     Close(SubscriptionId),
+    /// `["AUTH", <event>]` (NIP-42): the signed kind-22242 event's raw JSON.
+    Auth(&'a str),
 }
 
 /// Why a client message could not be used.
@@ -77,9 +79,13 @@ pub fn parse_client_message<'a>(
                 "CLOSE takes one subscription id".into(),
             )),
         },
-        "AUTH" | "NEG-OPEN" | "NEG-MSG" | "NEG-CLOSE" => {
-            Err(MessageError::Unsupported(kind.to_string()))
-        }
+        "AUTH" => match rest {
+            [event] => Ok(ClientMessage::Auth(event.get())),
+            _ => Err(MessageError::Malformed(
+                "AUTH takes exactly one event".into(),
+            )),
+        },
+        "NEG-OPEN" | "NEG-MSG" | "NEG-CLOSE" => Err(MessageError::Unsupported(kind.to_string())),
         other => Err(MessageError::UnknownType(other.chars().take(32).collect())),
     }
 }
@@ -174,6 +180,8 @@ pub enum RelayMessage<'a> {
     Notice(&'a str),
     /// `["COUNT", <sub id>, {"count": n}]` (NIP-45).
     Count(&'a SubscriptionId, u64),
+    /// `["AUTH", <challenge>]` (NIP-42).
+    Auth(&'a str),
 }
 
 impl RelayMessage<'_> {
@@ -195,6 +203,7 @@ impl RelayMessage<'_> {
             Self::Count(sub_id, n) => {
                 format!("[\"COUNT\",{},{{\"count\":{n}}}]", s(sub_id.as_str()))
             }
+            Self::Auth(challenge) => format!("[\"AUTH\",{}]", s(challenge)),
         }
     }
 }
@@ -251,6 +260,14 @@ mod tests {
         assert!(matches!(parse(r#"["FOO",1]"#), Err(MessageError::UnknownType(t)) if t == "FOO"));
         assert!(matches!(
             parse(r#"["AUTH",{}]"#),
+            Ok(ClientMessage::Auth("{}"))
+        ));
+        assert!(matches!(
+            parse(r#"["AUTH"]"#),
+            Err(MessageError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(r#"["NEG-CLOSE","s"]"#),
             Err(MessageError::Unsupported(_))
         ));
         let many = format!(r#"["REQ","s"{}]"#, ",{}".repeat(11));

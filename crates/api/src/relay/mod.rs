@@ -3,6 +3,7 @@
 //! ([`crate::web::page`]).
 //! Sessions speak NIP-01, NIP-45 COUNT and NIP-77 negentropy sync ([`negentropy`]).
 
+mod auth;
 mod neg_message;
 mod negentropy;
 mod session;

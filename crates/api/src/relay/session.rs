@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
 
+use super::auth::{self, Auth, AUTH_REQUIRED};
 use super::neg_message::{self, NegParseError, NegRequest};
 use super::negentropy::{NegError, NegSessions, MAX_ITEMS};
 use crate::ApiState;
@@ -51,6 +52,8 @@ struct Session<O> {
     live: Option<broadcast::Receiver<Arc<LiveEvent>>>,
     /// Open NIP-77 sessions, as many as REQ subscriptions may be.
     neg: NegSessions,
+    /// NIP-42: who the client proved to be.
+    auth: Auth,
 }
 
 /// The next live event, or never when there is no feed.
@@ -79,6 +82,7 @@ where
         pending: FuturesOrdered::new(),
         live: None,
         neg: NegSessions::new(state.limits.max_subscriptions, MAX_ITEMS),
+        auth: Auth::default(),
     };
     async {
         debug!("session opened");
@@ -127,6 +131,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
             }
             Ok(ClientMessage::Req { sub_id, filters }) => self.req(sub_id, filters).await,
             Ok(ClientMessage::Count { sub_id, filters }) => self.count(sub_id, filters).await,
+            Ok(ClientMessage::Auth(raw)) => self.authenticate(raw).await,
             Ok(ClientMessage::Close(sub_id)) => {
                 self.subs.remove(&sub_id);
                 if self.subs.is_empty() {
@@ -150,10 +155,45 @@ impl<O: Sink<String> + Unpin> Session<O> {
     fn submit(&mut self, raw: &str) {
         let ingest = self.state.ingest.clone();
         let raw = raw.to_owned();
+        let origin = if self.auth.is(&self.state.owner) {
+            Origin::OwnerSession
+        } else {
+            Origin::LocalClient
+        };
         self.pending.push_back(tokio::spawn(async move {
-            let result = ingest.submit_json(&raw, Origin::LocalClient).await;
+            let result = ingest.submit_json(&raw, origin).await;
             (raw, result)
         }));
+    }
+
+    /// The owner, when the client authenticated as the owner (what gift wraps need).
+    fn owner_reader(&self) -> Option<starling_proto::PublicKey> {
+        self.auth.is(&self.state.owner).then_some(self.state.owner)
+    }
+
+    /// Sends this connection's NIP-42 challenge, the first time it is needed.
+    async fn challenge(&mut self) -> bool {
+        let (challenge, new) = self.auth.challenge();
+        !new || self.feed(RelayMessage::Auth(&challenge)).await
+    }
+
+    /// Answers an AUTH message with OK.
+    async fn authenticate(&mut self, raw: &str) -> bool {
+        let id = raw_event_id(raw);
+        let (accepted, message) = match self.auth.verify(raw, &self.state.limits) {
+            Ok(pubkey) if pubkey == self.state.owner => (true, String::new()),
+            Ok(_) => (
+                true,
+                "authenticated, but not as this node's owner: gift wraps stay hidden".into(),
+            ),
+            Err(e) => (false, e),
+        };
+        self.send(RelayMessage::Ok {
+            id: &id,
+            accepted,
+            message: &message,
+        })
+        .await
     }
 
     async fn finish(
@@ -184,6 +224,9 @@ impl<O: Sink<String> + Unpin> Session<O> {
             }
             Err(e) => {
                 debug!(error = %e, "event refused");
+                if matches!(e, IngestError::AuthRequired(_)) && !self.challenge().await {
+                    return false;
+                }
                 let id = raw_event_id(&raw);
                 let message = e.to_string();
                 self.feed(RelayMessage::Ok {
@@ -235,6 +278,13 @@ impl<O: Sink<String> + Unpin> Session<O> {
             );
             return self.send(RelayMessage::Closed(&sub_id, &msg)).await;
         }
+        let reader = self.owner_reader();
+        if reader.is_none() && auth::asks_for_wraps(&filters) {
+            return self.challenge().await
+                && self
+                    .send(RelayMessage::Closed(&sub_id, AUTH_REQUIRED))
+                    .await;
+        }
         self.state.fetch_missing(&filters).await;
         // Join the live feed before noting what the query covers, so nothing falls between.
         if self.live.is_none() {
@@ -249,7 +299,11 @@ impl<O: Sink<String> + Unpin> Session<O> {
                     .await
             }
         };
+        let screen = filters.iter().any(auth::may_match_wraps);
         for event_json in &stored {
+            if screen && !auth::json_may_see(event_json, reader.as_ref()) {
+                continue;
+            }
             let msg = RelayMessage::Event {
                 sub_id: &sub_id,
                 event_json,
@@ -270,7 +324,14 @@ impl<O: Sink<String> + Unpin> Session<O> {
         if !self.drain().await {
             return false;
         }
-        match self.state.store.count(filters).await {
+        let reader = self.owner_reader();
+        if reader.is_none() && auth::asks_for_wraps(&filters) {
+            return self.challenge().await
+                && self
+                    .send(RelayMessage::Closed(&sub_id, AUTH_REQUIRED))
+                    .await;
+        }
+        match self.visible_count(filters, reader).await {
             Ok(n) => self.send(RelayMessage::Count(&sub_id, n)).await,
             Err(e) => {
                 self.send(RelayMessage::Closed(&sub_id, &format!("error: {e}")))
@@ -324,12 +385,14 @@ impl<O: Sink<String> + Unpin> Session<O> {
         let room = self.neg.prepare_open(sub_id, now)?;
         let filters = vec![filter];
         self.state.fetch_missing(&filters).await;
-        let keys = self
+        let hidden = self.hidden_wraps(&filters[0]).await?;
+        let mut keys = self
             .state
             .store
             .keys(filters, room.saturating_add(1))
             .await
             .map_err(NegError::Store)?;
+        keys.retain(|k| !hidden.contains(&k.id));
         if keys.len() > room {
             return Err(NegError::TooManyRecords(room));
         }
@@ -340,6 +403,34 @@ impl<O: Sink<String> + Unpin> Session<O> {
             .map_err(|_| NegError::Internal)?
             .map_err(NegError::Set)?;
         self.neg.open(sub_id.clone(), storage, items, initial, now)
+    }
+
+    /// Ids of the gift wraps `filter` matches that the reader may not see (see `auth`).
+    async fn hidden_wraps(
+        &self,
+        filter: &Filter,
+    ) -> Result<std::collections::HashSet<[u8; 32]>, NegError> {
+        let Some(wraps) = auth::wraps_of(filter) else {
+            return Ok(Default::default());
+        };
+        let store = &self.state.store;
+        let keys = |f: Filter| async move {
+            store
+                .keys(vec![f], MAX_ITEMS)
+                .await
+                .map_err(NegError::Store)
+        };
+        let mut hidden: std::collections::HashSet<[u8; 32]> =
+            keys(wraps).await?.into_iter().map(|k| k.id).collect();
+        if let Some(own) = self
+            .owner_reader()
+            .and_then(|o| auth::owner_wraps_of(filter, &o))
+        {
+            for k in keys(own).await? {
+                hidden.remove(&k.id);
+            }
+        }
+        Ok(hidden)
     }
 
     /// Answers a negentropy request: its next message, or NEG-ERR (which ends the session).
@@ -359,8 +450,42 @@ impl<O: Sink<String> + Unpin> Session<O> {
         self.out.send(msg).await.is_ok()
     }
 
+    /// How many stored events match `filters` that the reader may see: gift wraps are
+    /// counted only for the owner, and only those addressed to them.
+    async fn visible_count(
+        &self,
+        filters: Vec<Filter>,
+        reader: Option<starling_proto::PublicKey>,
+    ) -> Result<u64, starling_store::StoreError> {
+        let store = &self.state.store;
+        let wraps: Vec<Filter> = filters.iter().filter_map(auth::wraps_of).collect();
+        let all = store.count(filters.clone()).await?;
+        if wraps.is_empty() {
+            return Ok(all);
+        }
+        let hidden = store.count(wraps).await?;
+        let seen = match reader {
+            Some(owner) => {
+                let own: Vec<Filter> = filters
+                    .iter()
+                    .filter_map(|f| auth::owner_wraps_of(f, &owner))
+                    .collect();
+                if own.is_empty() {
+                    0
+                } else {
+                    store.count(own).await?
+                }
+            }
+            None => 0,
+        };
+        Ok(all.saturating_sub(hidden) + seen)
+    }
+
     /// Sends a newly accepted event to every subscription it matches.
     async fn deliver(&mut self, live: &LiveEvent) -> bool {
+        if !auth::may_see(&live.event, self.owner_reader().as_ref()) {
+            return true;
+        }
         let matching: Vec<SubscriptionId> = self
             .subs
             .iter()

@@ -90,6 +90,7 @@ async fn publish(
             let status = match e {
                 IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
                 IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
+                IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
                 IngestError::Superseded => StatusCode::CONFLICT,
                 IngestError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
