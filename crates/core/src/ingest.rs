@@ -49,6 +49,8 @@ pub enum IngestError {
     Blocked(String),
     #[error("auth-required: {0}")]
     AuthRequired(String),
+    #[error("error: stored, but not queued for delivery: {0}")]
+    Delivery(String),
     #[error("duplicate: a newer version of this replaceable event is stored")]
     Superseded,
     #[error("blocked: this event was deleted by its author")]

@@ -2,7 +2,7 @@
 //! on it. The network crate implements it; a node without a network (tests, imports)
 //! simply has none.
 
-use starling_proto::PublicKey;
+use starling_proto::{Event, PublicKey};
 
 /// The network, as the client APIs see it.
 #[async_trait::async_trait]
@@ -12,6 +12,11 @@ pub trait Remote: Send + Sync + 'static {
     /// arrived. Authors already known, the owner, and authors tried moments ago are
     /// skipped.
     async fn fetch_missing(&self, authors: Vec<PublicKey>) -> usize;
+
+    /// Queues a gift wrap (NIP-59) that the owner's authenticated client published for
+    /// delivery to the recipient it names (their node and home set), durably: once this
+    /// returns, the wrap goes out even across a restart.
+    async fn send_private(&self, wrap: &Event, json: &str) -> Result<(), String>;
 
     /// The network part of `GET /api/status`.
     async fn status(&self) -> serde_json::Value;

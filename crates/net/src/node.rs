@@ -10,9 +10,9 @@ use std::sync::Arc;
 use libp2p::identity::Keypair;
 use serde::Serialize;
 use starling_core::{EventBus, Ingest, Remote};
-use starling_proto::{Keys, PublicKey};
+use starling_proto::{Event, Keys, PublicKey};
 use starling_store::EventStore;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -25,7 +25,7 @@ use crate::follow::FollowTask;
 use crate::handle::{NetStatus, Network};
 use crate::held::Holdings;
 use crate::inbox::InboxTask;
-use crate::outbox::{Depth, OutboxDb, OutboxTask};
+use crate::outbox::{queue_wrap, Depth, OutboxDb, OutboxTask};
 use crate::policy::{Follows, Policy};
 use crate::repair::RepairTask;
 use crate::served::{Served, ServedStatus};
@@ -65,6 +65,14 @@ pub struct NetRemote {
     progress: Option<Arc<Progress>>,
     subscribed: Option<watch::Receiver<usize>>,
     served: Arc<Served>,
+    /// Where the owner's gift wraps are queued (full nodes only).
+    wraps: Option<WrapQueue>,
+}
+
+/// What queuing a gift wrap needs besides the outbox database.
+struct WrapQueue {
+    owner: PublicKey,
+    wake: Arc<Notify>,
 }
 
 /// The network part of `starling status`.
@@ -166,6 +174,7 @@ impl NetNode {
             db: outbox.clone(),
         };
         tasks.spawn(follow.run(shutdown.clone()));
+        let outbox_wake = Arc::new(Notify::new());
         let outbox_task = OutboxTask {
             db: outbox.clone(),
             net: network.clone(),
@@ -174,7 +183,7 @@ impl NetNode {
             owner,
             settings: parts.settings.outbox,
             home: parts.settings.home,
-            wake: Default::default(),
+            wake: outbox_wake.clone(),
         };
         tasks.spawn(outbox_task.run(shutdown.clone()));
         let inbox = InboxTask {
@@ -226,6 +235,10 @@ impl NetNode {
             progress: Some(progress),
             subscribed: Some(subscribed),
             served: requests_served,
+            wraps: Some(WrapQueue {
+                owner,
+                wake: outbox_wake,
+            }),
         });
         Ok(Self {
             remote,
@@ -266,6 +279,7 @@ impl NetNode {
             progress: None,
             subscribed: None,
             served: Arc::new(Served::default()),
+            wraps: None,
         });
         Ok(Self {
             remote,
@@ -322,6 +336,15 @@ impl Remote for NetRemote {
             Some(f) => f.fetch_missing(authors).await,
             None => 0,
         }
+    }
+
+    async fn send_private(&self, wrap: &Event, json: &str) -> Result<(), String> {
+        let (Some(q), Some(db)) = (&self.wraps, &self.outbox) else {
+            return Err("this node does not deliver private messages (no outbox)".into());
+        };
+        queue_wrap(db, &q.wake, &q.owner, wrap, json)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn status(&self) -> serde_json::Value {

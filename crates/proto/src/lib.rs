@@ -22,10 +22,14 @@ pub use validate::{validate_event, validate_parsed, validate_rendered, Validatio
 
 /// NIP-19 entities (`nevent`, `nprofile`, …).
 pub use nostr::nips::nip19;
+/// NIP-59 gift wraps (the envelopes of NIP-17 private messages).
+pub use nostr::nips::nip59;
 /// The Nostr types used across starling.
 pub use nostr::prelude::{
     Event, EventBuilder, EventId, Filter, Keys, Kind, PublicKey, SecretKey, SingleLetterTag,
     SubscriptionId, Tag, Tags, Timestamp,
 };
 /// NIP-19 bech32 encoding (`npub`, `nsec`, `note`).
-pub use nostr::prelude::{FinalizeEvent, FromBech32, ToBech32};
+pub use nostr::prelude::{
+    FinalizeEvent, FinalizeUnsignedEvent, FromBech32, ToBech32, UnsignedEvent,
+};

@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 
 use rand::RngCore;
+use starling_core::Remote;
 use starling_proto::{
     validate_event, Event, Filter, Kind, Limits, PublicKey, SingleLetterTag, Timestamp,
 };
@@ -74,6 +75,16 @@ impl Auth {
         self.authed = Some(event.pubkey);
         Ok(event.pubkey)
     }
+}
+
+/// Queues a gift wrap the authenticated owner published (and was stored) for delivery
+/// to its recipient; the owner's own events go out through the outbox's own watch.
+pub async fn deliver_wrap(remote: &dyn Remote, raw: &str) -> Result<(), String> {
+    let event = Event::from_json(raw).map_err(|e| e.to_string())?;
+    if event.kind != Kind::GiftWrap {
+        return Ok(());
+    }
+    remote.send_private(&event, raw).await
 }
 
 /// Whether a reader may see `event`: everything but gift wraps, and to the owner (`owner`

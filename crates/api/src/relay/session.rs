@@ -160,8 +160,14 @@ impl<O: Sink<String> + Unpin> Session<O> {
         } else {
             Origin::LocalClient
         };
+        let remote = self.state.remote.clone();
         self.pending.push_back(tokio::spawn(async move {
-            let result = ingest.submit_json(&raw, origin).await;
+            let mut result = ingest.submit_json(&raw, origin).await;
+            if let (Ok(_), Origin::OwnerSession, Some(remote)) = (&result, origin, remote) {
+                if let Err(e) = auth::deliver_wrap(remote.as_ref(), &raw).await {
+                    result = Err(IngestError::Delivery(e));
+                }
+            }
             (raw, result)
         }));
     }

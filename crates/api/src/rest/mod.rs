@@ -92,7 +92,9 @@ async fn publish(
                 IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
                 IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
                 IngestError::Superseded => StatusCode::CONFLICT,
-                IngestError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                IngestError::Store(_) | IngestError::Delivery(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             Err(RestError(status, e.to_string()))
         }

@@ -12,8 +12,10 @@
 
 pub mod db;
 mod home;
+mod wraps;
 
 pub use home::{home_target, HOME_PREFIX};
+pub use wraps::{queue_wrap, wrap_targets};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
