@@ -191,6 +191,26 @@ pub enum ClientCommand {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Send a private message (NIP-17, end-to-end encrypted): `starling dm NPUB... TEXT`.
+    /// Several recipients make a group conversation. The node must hold your nsec (or
+    /// pass --nsec).
+    Dm {
+        /// The recipients (npub or hex), then the message.
+        #[arg(required = true, num_args = 2.., value_name = "NPUB... TEXT")]
+        args: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List your private conversations, or show one: `starling dms [NPUB]`.
+    Dms {
+        /// Show the one-to-one conversation with this user.
+        npub: Option<String>,
+        /// Messages shown at most (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
     /// Find a user's node: the home record (PeerId and addresses) in the DHT.
     Whereis {
         npub: String,

@@ -54,7 +54,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
 }
 
 /// The key to sign with: `--nsec`, else the data directory's.
-fn signing_keys(opts: &ClientOpts) -> anyhow::Result<Keys> {
+pub(crate) fn signing_keys(opts: &ClientOpts) -> anyhow::Result<Keys> {
     if let Some(nsec) = &opts.nsec {
         return parse_nsec(nsec);
     }
@@ -92,6 +92,10 @@ fn print_published(opts: &ClientOpts, what: &str, event: &Event) {
 pub async fn client(command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Status { opts } => status(&opts).await,
+        ClientCommand::Dm { args, opts } => crate::dms::dm(&opts, &args).await,
+        ClientCommand::Dms { npub, limit, opts } => {
+            crate::dms::dms(&opts, npub.as_deref(), limit).await
+        }
         ClientCommand::Whereis { npub, opts } => whereis(&opts, &npub).await,
         ClientCommand::Timeline {
             limit,

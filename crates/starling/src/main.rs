@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod config;
 mod datadir;
+mod dms;
 mod import;
 mod netconfig;
 mod node;

@@ -1,7 +1,7 @@
 //! How the CLI shows things to people: short keys, local times, one-line notes. With
 //! `--json` the commands print raw JSON instead and never call these.
 
-use starling_proto::{Event, Kind, PublicKey, ToBech32};
+use starling_proto::{Event, Kind, PublicKey, Timestamp, ToBech32};
 
 /// `npub1abcd…wxyz`.
 pub fn short_npub(pk: &PublicKey) -> String {
@@ -11,11 +11,16 @@ pub fn short_npub(pk: &PublicKey) -> String {
 
 /// A UTC time like `2026-11-21 20:15`.
 pub fn time(event: &Event) -> String {
+    utc_minute(event.created_at)
+}
+
+/// `at` as a UTC time like `2026-11-21 20:15`.
+pub fn utc_minute(at: Timestamp) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    time::OffsetDateTime::from_unix_timestamp(event.created_at.as_secs() as i64)
+    time::OffsetDateTime::from_unix_timestamp(at.as_secs() as i64)
         .ok()
         .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| event.created_at.to_string())
+        .unwrap_or_else(|| at.to_string())
 }
 
 /// One note for the timeline: time, author, what it is, text, id.

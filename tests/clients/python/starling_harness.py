@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RELAY_LINE = re.compile(r"^\s*relay\s+(ws://\S+)")
+P2P_LINE = re.compile(r"^\s*p2p\s+(/\S+)")
 
 # Figures that tests want shown at the end of the run (e.g. durability counts).
 REPORT_LINES: list[str] = []
@@ -87,9 +88,13 @@ def init_node(data_dir: Path, owner: OwnerKeys) -> None:
 class StarlingNode:
     """One `starling run` process on 127.0.0.1 with an OS-chosen port."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Iterable[str] = ()):
         self.data_dir = data_dir
         self.log_path = log_path
+        # More `starling run` flags (e.g. --public, --bootstrap ADDR for a network of nodes).
+        self.extra_args = list(extra_args)
+        # The node's first p2p address with /p2p/PEER, from its banner (once started).
+        self.p2p: str | None = None
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.stdout_lines: list[str] = []
@@ -111,7 +116,7 @@ class StarlingNode:
         log.flush()
         self.proc = subprocess.Popen(
             [starling_bin(), "run", "--data-dir", str(self.data_dir), "--api", "127.0.0.1:0",
-             "--listen", "/ip4/127.0.0.1/tcp/0"],
+             "--listen", "/ip4/127.0.0.1/tcp/0", *self.extra_args],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             text=True, bufsize=1, env={**os.environ, "NO_COLOR": "1"})
         log.close()
@@ -122,6 +127,9 @@ class StarlingNode:
             assert proc.stdout is not None
             for line in proc.stdout:  # ends when the process closes stdout
                 self.stdout_lines.append(line.rstrip("\n"))
+                p2p = P2P_LINE.match(line)
+                if p2p and self.p2p is None:
+                    self.p2p = p2p.group(1)
                 m = RELAY_LINE.match(line)
                 if m and not seen.is_set():
                     self.url = m.group(1).rstrip("/")

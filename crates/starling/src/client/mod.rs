@@ -2,6 +2,7 @@
 //! query, like any Nostr client) and `GET /api/status`. Every wait has a timeout.
 
 pub mod actions;
+pub mod dm;
 
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub fn api_address(opts: &ClientOpts) -> anyhow::Result<String> {
 pub struct NodeClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_sub: u64,
+    /// The node's API address (host:port), named in NIP-42 AUTH events.
+    addr: String,
 }
 
 /// One message from the relay, parsed as a JSON array.
@@ -61,7 +64,11 @@ impl NodeClient {
             .with_context(|| {
                 format!("cannot reach the node at {url}; is `starling run` running?")
             })?;
-        Ok(Self { ws, next_sub: 0 })
+        Ok(Self {
+            ws,
+            next_sub: 0,
+            addr: addr.to_string(),
+        })
     }
 
     async fn send(&mut self, value: Value) -> anyhow::Result<()> {
