@@ -33,6 +33,8 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Load events from a JSONL file (one NIP-01 event per line) into the store.
     Import(ImportArgs),
+    /// Write stored events as JSONL (one NIP-01 event per line), newest first.
+    Export(ExportArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -114,6 +116,27 @@ pub struct ImportArgs {
     pub dir: DataDirArg,
     /// The JSONL file to read; `-` for standard input.
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The file to write; `-` for standard output.
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
+    /// Only events by this author (npub or hex; repeatable).
+    #[arg(long, value_name = "NPUB")]
+    pub author: Vec<String>,
+    /// Only events of these kinds (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub kinds: Vec<u16>,
+    /// Only events created at or after this time (unix seconds).
+    #[arg(long, value_name = "UNIX")]
+    pub since: Option<u64>,
+    /// Only events created at or before this time (unix seconds).
+    #[arg(long, value_name = "UNIX")]
+    pub until: Option<u64>,
 }
 
 /// Options shared by the client commands.

@@ -1,6 +1,7 @@
 //! The `starling` binary: the only place where the node's parts are wired together.
-//! `run` starts a node; `keygen` and `init` set one up; `import` loads events; the other
-//! subcommands are a CLI client that talks to a running node over its API.
+//! `run` starts a node; `keygen` and `init` set one up; `import` and `export` move events
+//! in and out as JSONL; the other subcommands are a CLI client that talks to a running
+//! node over its API.
 
 mod args;
 mod bootstrap;
@@ -8,6 +9,7 @@ mod client;
 mod commands;
 mod config;
 mod datadir;
+mod export;
 mod import;
 mod netconfig;
 mod node;
@@ -53,6 +55,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => node::run(a).await,
         Command::Bootstrap(a) => bootstrap::run(a).await,
         Command::Import(a) => import::run(a).await,
+        Command::Export(a) => export::run(a).await,
         Command::Client(c) => commands::client(c).await,
     }
 }
