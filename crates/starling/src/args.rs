@@ -35,6 +35,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Write stored events as JSONL (one NIP-01 event per line), newest first.
     Export(ExportArgs),
+    /// Copy the owner's events between the running node and standard Nostr relays
+    /// (both ways unless --push or --pull), once.
+    Bridge(BridgeArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -137,6 +140,27 @@ pub struct ExportArgs {
     /// Only events created at or before this time (unix seconds).
     #[arg(long, value_name = "UNIX")]
     pub until: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The node's API address [default: the running node's, from the data directory]
+    #[arg(long)]
+    pub api: Option<String>,
+    /// A relay to copy to and from, e.g. wss://relay.example.com (repeatable).
+    #[arg(long, value_name = "URL", required = true)]
+    pub relay: Vec<String>,
+    /// Only copy the node's events to the relays.
+    #[arg(long, conflicts_with = "pull")]
+    pub push: bool,
+    /// Only copy the relays' events into the node.
+    #[arg(long)]
+    pub pull: bool,
+    /// Only events created at or after this time (unix seconds).
+    #[arg(long, value_name = "UNIX")]
+    pub since: Option<u64>,
 }
 
 /// Options shared by the client commands.

@@ -55,12 +55,17 @@ fn parse(text: &str) -> anyhow::Result<Vec<Value>> {
 impl NodeClient {
     pub async fn connect(addr: &str) -> anyhow::Result<Self> {
         let url = format!("ws://{addr}");
-        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&url))
+        Self::connect_url(&url)
+            .await
+            .with_context(|| format!("cannot reach the node at {url}; is `starling run` running?"))
+    }
+
+    /// Connects to any NIP-01 relay at `url` (`ws://` or `wss://`).
+    pub async fn connect_url(url: &str) -> anyhow::Result<Self> {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
             .await
             .map_err(|_| anyhow!("timed out connecting to {url}"))?
-            .with_context(|| {
-                format!("cannot reach the node at {url}; is `starling run` running?")
-            })?;
+            .with_context(|| format!("cannot connect to {url}"))?;
         Ok(Self { ws, next_sub: 0 })
     }
 
@@ -91,6 +96,15 @@ impl NodeClient {
 
     /// Publishes `event` and waits for the node's `OK`.
     pub async fn publish(&mut self, event: &Event) -> anyhow::Result<()> {
+        let (accepted, reason) = self.publish_answer(event).await?;
+        if !accepted {
+            bail!("the node refused the event: {reason}");
+        }
+        Ok(())
+    }
+
+    /// Publishes `event` and returns the relay's `OK` answer: accepted, and its message.
+    pub async fn publish_answer(&mut self, event: &Event) -> anyhow::Result<(bool, String)> {
         self.send(serde_json::json!(["EVENT", event])).await?;
         let id = event.id.to_hex();
         while let Some(msg) = self.recv(Some(TIMEOUT)).await? {
@@ -98,10 +112,7 @@ impl NodeClient {
                 Some("OK") if msg.get(1).and_then(Value::as_str) == Some(id.as_str()) => {
                     let accepted = msg.get(2).and_then(Value::as_bool).unwrap_or(false);
                     let reason = msg.get(3).and_then(Value::as_str).unwrap_or("");
-                    if accepted {
-                        return Ok(());
-                    }
-                    bail!("the node refused the event: {reason}");
+                    return Ok((accepted, reason.to_string()));
                 }
                 Some("NOTICE") => bail!(
                     "the node said: {}",
