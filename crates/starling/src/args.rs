@@ -36,7 +36,7 @@ pub enum Command {
     /// Write stored events as JSONL (one NIP-01 event per line), newest first.
     Export(ExportArgs),
     /// Copy the owner's events between the running node and standard Nostr relays
-    /// (both ways unless --push or --pull), once.
+    /// (both ways unless --push or --pull), once or with --follow live.
     Bridge(BridgeArgs),
     #[command(flatten)]
     Client(ClientCommand),
@@ -161,6 +161,10 @@ pub struct BridgeArgs {
     /// Only events created at or after this time (unix seconds).
     #[arg(long, value_name = "UNIX")]
     pub since: Option<u64>,
+    /// After the first pass, keep copying the owner's new events live until Ctrl-C
+    /// (without it: one pass, then exit).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// Options shared by the client commands.

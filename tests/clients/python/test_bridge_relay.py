@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from starling_harness import (
-    StarlingNode, init_node, keygen, publish_ok, query, run, run_cli, sign,
+    StarlingNode, init_node, keygen, publish_ok, query, run, run_cli, sign, starling_bin,
 )
 
 LISTENING = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")
@@ -170,3 +171,42 @@ def test_export_import_round_trip_through_the_relay(node, relay, tmp_path):
     exported_c = run_cli("export", "--data-dir", str(c_dir), "--out", str(tmp_path / "c.jsonl"))
     assert exported_c.returncode == 0, exported_c.stderr
     assert sorted((tmp_path / "c.jsonl").read_text().splitlines()) == sorted(exported_a.splitlines())
+
+
+def wait_for(url: str, event_id: str, timeout: float = 15) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = run(query(url, {"ids": [event_id]}))
+        if got:
+            return got
+        time.sleep(0.2)
+    return []
+
+
+def test_follow_copies_new_events_both_ways_live(node, relay, tmp_path):
+    log = open(tmp_path / "bridge.log", "wb")
+    proc = subprocess.Popen([starling_bin(), "bridge", "--data-dir", str(node.node.data_dir),
+                             "--relay", relay.url, "--follow"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    try:
+        deadline = time.monotonic() + 20
+        while b"following the owner's new events" not in (tmp_path / "bridge.log").read_bytes():
+            assert proc.poll() is None, (tmp_path / "bridge.log").read_text()
+            assert time.monotonic() < deadline, "bridge --follow did not start"
+            time.sleep(0.1)
+        from_node = sign(node.owner.keys, 1, "posted on the node while bridged")
+        run(publish_ok(node.url, from_node))
+        assert wait_for(relay.url, from_node["id"]) == [from_node]
+        from_relay = sign(node.owner.keys, 1, "posted on the relay while bridged")
+        run(publish_ok(relay.url, from_relay))
+        assert wait_for(node.url, from_relay["id"]) == [from_relay]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+            raise
+    assert rc == 0, (tmp_path / "bridge.log").read_text()

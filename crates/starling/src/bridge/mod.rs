@@ -3,7 +3,10 @@
 //! stores to each relay (EVENT, waiting for each OK); `--pull` asks each relay for the
 //! owner's events (REQ authors=[owner]) and publishes them to the node's own relay
 //! WebSocket, where they go through the node's ingest like any client's. Both directions
-//! by default; one pass, then exit. Counts go to stderr as it works, a summary to stdout.
+//! by default; one pass, then exit, or with `--follow` keep copying new events live
+//! ([`follow`]). Counts go to stderr as it works, a summary to stdout.
+
+mod follow;
 
 use std::collections::HashSet;
 
@@ -52,6 +55,7 @@ impl std::fmt::Display for Tally {
 
 pub async fn run(args: BridgeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.relay.is_empty(), "name at least one --relay");
+    let started = Timestamp::now();
     let opts = ClientOpts {
         dir: args.dir.clone(),
         api: args.api.clone(),
@@ -82,6 +86,17 @@ pub async fn run(args: BridgeArgs) -> anyhow::Result<()> {
         let mut node = NodeClient::connect(&node_addr).await?;
         let tally = publish_all(&mut node, "node", &events).await?;
         println!("pull into the node: {} fetched, {tally}", events.len());
+    }
+    if args.follow {
+        return follow::run(follow::Live {
+            node_addr: &node_addr,
+            relays: &args.relay,
+            owner,
+            push,
+            pull,
+            started,
+        })
+        .await;
     }
     Ok(())
 }
