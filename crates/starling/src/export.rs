@@ -1,22 +1,23 @@
 //! `starling export`: writes stored events as NIP-01 JSONL (one event per line, exactly the
 //! JSON text the store keeps), newest first, with a progress bar on stderr when the output
-//! is a file. It opens the store directly, as `import` does; SQLite's WAL lets it read
-//! while a node runs on the same data directory.
+//! is a file. It opens the store directly and read-only ([`SqliteStore::open_read_only`]):
+//! SQLite's WAL lets it read while a node runs on the same data directory, without
+//! blocking the node's writer.
 
 use std::io::{BufWriter, Write};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use starling_proto::{EventId, Filter, Kind, Timestamp};
-use starling_store::{EventKey, EventStore, SqliteStore, StoreOptions};
+use starling_store::{EventKey, EventStore, SqliteStore};
 
 use crate::args::ExportArgs;
 use crate::datadir::{parse_npub, DataDir};
 
 /// Events read from the store per query.
 const PAGE: usize = 500;
-/// Most keys listed in one export (the store's key listing is bounded).
-const MAX_EVENTS: usize = usize::MAX >> 1;
+/// No cap on the events one export lists (SQLite's `LIMIT` takes an i64).
+const MAX_EVENTS: usize = i64::MAX as usize;
 
 /// The filter `args` select: authors, kinds, since and until.
 fn selection(args: &ExportArgs) -> anyhow::Result<Filter> {
@@ -49,8 +50,14 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         dir.path().display()
     );
     let filter = selection(&args)?;
-    // No size bound and no pruning: export only reads.
-    let store = SqliteStore::open(&dir.events_db(), StoreOptions::default())?;
+    if !dir.events_db().exists() {
+        eprintln!(
+            "exported 0 events: {} has never stored any",
+            dir.path().display()
+        );
+        return Ok(());
+    }
+    let store = SqliteStore::open_read_only(&dir.events_db())?;
     let keys = store.keys(vec![filter], MAX_EVENTS).await?;
     let to_stdout = args.out.as_os_str() == "-";
     let mut out: Box<dyn Write> = if to_stdout {

@@ -57,6 +57,8 @@ fn import_then_export_gives_back_the_same_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node");
     starling(&dir, &["init"]);
+    let before = starling(&dir, &["export"]);
+    assert!(before.stdout.is_empty(), "a new node exports nothing");
     let (alice, bob) = (Keys::generate(), Keys::generate());
     let events = sample(&alice, &bob);
     let input = tmp.path().join("in.jsonl");
