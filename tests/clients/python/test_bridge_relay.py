@@ -36,15 +36,16 @@ gunicorn:
   reload: false
 authentication:
   enabled: false
+max_limit: {max_limit}
 """
 
 
 class NostrRelay:
     """One `nostr-relay serve` process (the package's own CLI, from this venv)."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, max_limit: int = 6000):
         self.config = tmp / "relay.yaml"
-        self.config.write_text(RELAY_CONFIG.format(db=tmp / "relay.sqlite3"))
+        self.config.write_text(RELAY_CONFIG.format(db=tmp / "relay.sqlite3", max_limit=max_limit))
         self.log_path = tmp / "relay.log"
         self.proc: subprocess.Popen | None = None
         self.url = ""
@@ -144,6 +145,21 @@ def test_pull_brings_the_owners_relay_events_into_the_node_unchanged(node, relay
     in_node = run(query(node.url, {"authors": [node.owner.hex]}))
     assert by_id(in_node) == by_id(events)
     assert run(query(node.url, {"ids": [stranger["id"]]})) == []
+
+
+def test_pull_pages_through_a_relay_that_caps_limit(node, tmp_path):
+    """A relay that answers at most 2 events per REQ: the bridge pages with `until`."""
+    capped = NostrRelay(tmp_path, max_limit=2).start()
+    try:
+        events = owner_events(node.owner.keys)
+        for ev in events:
+            run(publish_ok(capped.url, ev))
+        assert len(run(query(capped.url, {"authors": [node.owner.hex]}))) == 2  # the cap holds
+        out = bridge(node.node.data_dir, capped.url, "--pull")
+    finally:
+        capped.stop()
+    assert "pull into the node: 5 fetched, 5 accepted, 0 duplicate, 0 rejected" in out, out
+    assert by_id(run(query(node.url, {"authors": [node.owner.hex]}))) == by_id(events)
 
 
 def test_export_import_round_trip_through_the_relay(node, relay, tmp_path):

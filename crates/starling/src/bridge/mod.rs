@@ -183,3 +183,19 @@ async fn publish_all(
     bar.finish_and_clear();
     Ok(tally)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn ok_answers_are_counted_by_their_nip01_prefix() {
+        let mut tally = Tally::default();
+        tally.count(true, "");
+        tally.count(true, "duplicate: already have this event");
+        tally.count(false, "duplicate: already have it");
+        tally.count(false, "blocked: not on the allow list");
+        tally.count(false, "");
+        assert_eq!(tally.to_string(), "1 accepted, 2 duplicate, 2 rejected");
+    }
+}
