@@ -1,13 +1,14 @@
 //! starling's client APIs, all on the node's one API port: the NIP-01 WebSocket relay with
 //! its NIP-11 document on `/`, NostrP2P's REST routes `POST /publish` and `POST /req`,
-//! `GET /api/status` for the CLI, and the web client ([`web`]: the page on `/` for
-//! browsers, its files under `/app/`, signing and login). Events that clients send go to
+//! `GET /api/status` for the CLI, Prometheus metrics on `GET /metrics`, and the web client
+//! ([`web`]: the page on `/` for browsers, its files under `/app/`, signing and login). Events that clients send go to
 //! the node core's [`Ingest`]; reads go to the store; live events come from the core's
 //! [`EventBus`].
 //!
 //! The status routes and the web client's serve only the owner: requests from loopback,
 //! or from other devices with a login session (see [`web`]'s access rule).
 
+mod metrics;
 mod nip11;
 mod relay;
 mod rest;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Open WebSocket connections.
     pub connections: AtomicUsize,
+    /// Open `REQ` subscriptions, over all WebSocket connections.
+    pub subscriptions: AtomicUsize,
     /// The peer-to-peer network, when the node runs one.
     pub remote: Option<Arc<dyn Remote>>,
     /// The web client: its files, signing key and login sessions.
@@ -77,6 +80,7 @@ impl ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     let owner_only = Router::new()
         .route("/api/status", get(status::status))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/whereis/{npub}", get(status::whereis))
         .merge(web::owner_routes())
         .route_layer(middleware::from_fn_with_state(

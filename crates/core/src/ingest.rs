@@ -3,6 +3,7 @@
 //! [`Ingest::submit`]; the answer ([`Ack`] or [`IngestError`]) is what the client edge turns
 //! into an `OK` message or an HTTP status.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use starling_proto::{
@@ -59,12 +60,42 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
+/// Submissions counted since the node started, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Newly stored (or relayed live, for ephemeral events).
+    pub accepted: u64,
+    /// Already held.
+    pub duplicate: u64,
+    /// Refused: invalid, blocked, superseded, deleted or not stored.
+    pub rejected: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    duplicate: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, result: &Result<Ack, IngestError>) {
+        let counter = match result {
+            Ok(ack) if ack.duplicate => &self.duplicate,
+            Ok(_) => &self.accepted,
+            Err(_) => &self.rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The ingest path of one node.
 pub struct Ingest {
     store: Arc<dyn EventStore>,
     bus: EventBus,
     owner: PublicKey,
     limits: Limits,
+    counters: Counters,
 }
 
 impl Ingest {
@@ -79,13 +110,28 @@ impl Ingest {
             bus,
             owner,
             limits,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Submissions counted since the node started.
+    pub fn counts(&self) -> IngestCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        IngestCounts {
+            accepted: get(&self.counters.accepted),
+            duplicate: get(&self.counters.duplicate),
+            rejected: get(&self.counters.rejected),
         }
     }
 
     /// Validates and submits an event given as JSON text.
     pub async fn submit_json(&self, json: &str, origin: Origin) -> Result<Ack, IngestError> {
-        let event = validate_rendered(json, &self.limits, Timestamp::now())?;
-        self.accept(event, origin).await
+        let result = match validate_rendered(json, &self.limits, Timestamp::now()) {
+            Ok(event) => self.accept(event, origin).await,
+            Err(e) => Err(e.into()),
+        };
+        self.counters.record(&result);
+        result
     }
 
     /// Validates an event given as JSON, lets `policy` refuse it (the reason becomes a
@@ -96,15 +142,24 @@ impl Ingest {
         origin: Origin,
         policy: impl FnOnce(&Event) -> Result<(), String>,
     ) -> Result<Ack, IngestError> {
-        let event = validate_rendered(json, &self.limits, Timestamp::now())?;
-        policy(event.event()).map_err(IngestError::Blocked)?;
-        self.accept(event, origin).await
+        let result = async {
+            let event = validate_rendered(json, &self.limits, Timestamp::now())?;
+            policy(event.event()).map_err(IngestError::Blocked)?;
+            self.accept(event, origin).await
+        }
+        .await;
+        self.counters.record(&result);
+        result
     }
 
     /// Validates and submits a parsed event (its JSON length is recomputed for the limit).
     pub async fn submit(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
-        let event = validate_parsed(event, &self.limits, Timestamp::now())?;
-        self.accept(event, origin).await
+        let result = match validate_parsed(event, &self.limits, Timestamp::now()) {
+            Ok(event) => self.accept(event, origin).await,
+            Err(e) => Err(e.into()),
+        };
+        self.counters.record(&result);
+        result
     }
 
     /// Validates and submits many events in few commits (imports). Returns one result per
@@ -147,10 +202,12 @@ impl Ingest {
             }
         }
         .into_iter();
-        results
+        let results: Vec<_> = results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| outcomes.next().expect("one outcome per valid event")))
-            .collect()
+            .collect();
+        results.iter().for_each(|r| self.counters.record(r));
+        results
     }
 
     fn check_policy(&self, event: &Event, origin: Origin) -> Result<(), IngestError> {

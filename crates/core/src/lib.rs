@@ -9,5 +9,5 @@ pub mod ingest;
 pub mod remote;
 
 pub use bus::{EventBus, LiveEvent};
-pub use ingest::{Ack, Ingest, IngestError, Origin};
+pub use ingest::{Ack, Ingest, IngestCounts, IngestError, Origin};
 pub use remote::Remote;

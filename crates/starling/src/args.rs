@@ -33,6 +33,11 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Load events from a JSONL file (one NIP-01 event per line) into the store.
     Import(ImportArgs),
+    /// Write stored events as JSONL (one NIP-01 event per line), newest first.
+    Export(ExportArgs),
+    /// Copy the owner's events between the running node and standard Nostr relays
+    /// (both ways unless --push or --pull), once or with --follow live.
+    Bridge(BridgeArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -114,6 +119,52 @@ pub struct ImportArgs {
     pub dir: DataDirArg,
     /// The JSONL file to read; `-` for standard input.
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The file to write; `-` for standard output.
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
+    /// Only events by this author (npub or hex; repeatable).
+    #[arg(long, value_name = "NPUB")]
+    pub author: Vec<String>,
+    /// Only events of these kinds (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub kinds: Vec<u16>,
+    /// Only events created at or after this time (unix seconds).
+    #[arg(long, value_name = "UNIX")]
+    pub since: Option<u64>,
+    /// Only events created at or before this time (unix seconds).
+    #[arg(long, value_name = "UNIX")]
+    pub until: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The node's API address [default: the running node's, from the data directory]
+    #[arg(long)]
+    pub api: Option<String>,
+    /// A relay to copy to and from, e.g. wss://relay.example.com (repeatable).
+    #[arg(long, value_name = "URL", required = true)]
+    pub relay: Vec<String>,
+    /// Only copy the node's events to the relays.
+    #[arg(long, conflicts_with = "pull")]
+    pub push: bool,
+    /// Only copy the relays' events into the node.
+    #[arg(long)]
+    pub pull: bool,
+    /// Only events created at or after this time (unix seconds).
+    #[arg(long, value_name = "UNIX")]
+    pub since: Option<u64>,
+    /// After the first pass, keep copying the owner's new events live until Ctrl-C
+    /// (without it: one pass, then exit).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// Options shared by the client commands.

@@ -1,14 +1,17 @@
 //! The `starling` binary: the only place where the node's parts are wired together.
-//! `run` starts a node; `keygen` and `init` set one up; `import` loads events; the other
-//! subcommands are a CLI client that talks to a running node over its API.
+//! `run` starts a node; `keygen` and `init` set one up; `import` and `export` move events
+//! in and out as JSONL; `bridge` copies the owner's events to and from Nostr relays; the
+//! other subcommands are a CLI client that talks to a running node over its API.
 
 mod args;
 mod bootstrap;
+mod bridge;
 mod client;
 mod commands;
 mod config;
 mod datadir;
 mod dms;
+mod export;
 mod import;
 mod netconfig;
 mod node;
@@ -54,6 +57,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => node::run(a).await,
         Command::Bootstrap(a) => bootstrap::run(a).await,
         Command::Import(a) => import::run(a).await,
+        Command::Export(a) => export::run(a).await,
+        Command::Bridge(a) => bridge::run(a).await,
         Command::Client(c) => commands::client(c).await,
     }
 }

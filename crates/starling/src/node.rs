@@ -98,6 +98,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         started: Instant::now(),
         shutdown: shutdown.clone(),
         connections: AtomicUsize::new(0),
+        subscriptions: AtomicUsize::new(0),
         remote: net
             .as_ref()
             .map(|n| n.remote.clone() as Arc<dyn starling_core::Remote>),

@@ -2,7 +2,7 @@
 
 use starling_proto::{Filter, Keys};
 use starling_store::test_suite::{event, rendered, TestStore};
-use starling_store::{EventStore, SqliteStore, StoreOptions};
+use starling_store::{EventStore, SqliteStore, StoreError, StoreOptions};
 
 async fn open_sqlite(options: StoreOptions) -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -35,4 +35,48 @@ async fn events_survive_reopening() {
         vec![e]
     );
     assert_eq!(store.stats().await.unwrap().events, 1);
+}
+
+#[tokio::test]
+async fn a_read_only_store_reads_beside_the_writer_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    assert!(matches!(
+        SqliteStore::open_read_only(&path),
+        Err(StoreError::Open { .. })
+    ));
+    let keys = Keys::generate();
+    let first = event(&keys, 1, "before", 100, vec![]);
+    let second = event(&keys, 1, "after", 101, vec![]);
+    let writer = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+    writer
+        .save(rendered(std::slice::from_ref(&first)).remove(0))
+        .await
+        .unwrap();
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(
+        reader
+            .query(vec![Filter::new().author(keys.public_key())])
+            .await
+            .unwrap(),
+        vec![first.clone()]
+    );
+    // The writer keeps writing while the reader is open, and the reader sees it.
+    writer
+        .save(rendered(std::slice::from_ref(&second)).remove(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader
+            .query(vec![Filter::new().author(keys.public_key())])
+            .await
+            .unwrap(),
+        vec![second.clone(), first]
+    );
+    assert!(matches!(
+        reader.save(rendered(&[second]).remove(0)).await,
+        Err(StoreError::Closed)
+    ));
+    reader.shutdown().await;
+    writer.shutdown().await;
 }

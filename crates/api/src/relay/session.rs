@@ -108,6 +108,9 @@ where
     }
     .instrument(span)
     .await;
+    state
+        .subscriptions
+        .fetch_sub(session.subs.len(), Ordering::Relaxed);
     state.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -133,7 +136,9 @@ impl<O: Sink<String> + Unpin> Session<O> {
             Ok(ClientMessage::Count { sub_id, filters }) => self.count(sub_id, filters).await,
             Ok(ClientMessage::Auth(raw)) => self.authenticate(raw).await,
             Ok(ClientMessage::Close(sub_id)) => {
-                self.subs.remove(&sub_id);
+                if self.subs.remove(&sub_id).is_some() {
+                    self.state.subscriptions.fetch_sub(1, Ordering::Relaxed);
+                }
                 if self.subs.is_empty() {
                     self.live = None;
                 }
@@ -322,7 +327,13 @@ impl<O: Sink<String> + Unpin> Session<O> {
         if !self.send(RelayMessage::Eose(&sub_id)).await {
             return false;
         }
-        self.subs.insert(sub_id, Subscription { filters, covered });
+        if self
+            .subs
+            .insert(sub_id, Subscription { filters, covered })
+            .is_none()
+        {
+            self.state.subscriptions.fetch_add(1, Ordering::Relaxed);
+        }
         true
     }
 

@@ -50,6 +50,7 @@ pub fn node_signing(limits: Limits, signs: bool) -> Node {
         started: Instant::now(),
         shutdown: CancellationToken::new(),
         connections: AtomicUsize::new(0),
+        subscriptions: AtomicUsize::new(0),
         remote: None,
         web: WebState::new(signs.then(|| owner.clone()), Some(LOGIN_TOKEN)),
     });

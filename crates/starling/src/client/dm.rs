@@ -58,7 +58,7 @@ impl NodeClient {
         let challenge = challenge.expect("loop ends with a challenge");
         let auth = EventBuilder::new(Kind::Authentication, "")
             .tags([
-                Tag::parse(["relay", &format!("ws://{}", self.addr)])?,
+                Tag::parse(["relay", &self.url])?,
                 Tag::parse(["challenge", &challenge])?,
             ])
             .finalize(keys)

@@ -45,8 +45,8 @@ pub fn api_address(opts: &ClientOpts) -> anyhow::Result<String> {
 pub struct NodeClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_sub: u64,
-    /// The node's API address (host:port), named in NIP-42 AUTH events.
-    addr: String,
+    /// The relay's URL, named in NIP-42 AUTH events.
+    url: String,
 }
 
 /// One message from the relay, parsed as a JSON array.
@@ -58,16 +58,21 @@ fn parse(text: &str) -> anyhow::Result<Vec<Value>> {
 impl NodeClient {
     pub async fn connect(addr: &str) -> anyhow::Result<Self> {
         let url = format!("ws://{addr}");
-        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&url))
+        Self::connect_url(&url)
+            .await
+            .with_context(|| format!("cannot reach the node at {url}; is `starling run` running?"))
+    }
+
+    /// Connects to any NIP-01 relay at `url` (`ws://` or `wss://`).
+    pub async fn connect_url(url: &str) -> anyhow::Result<Self> {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
             .await
             .map_err(|_| anyhow!("timed out connecting to {url}"))?
-            .with_context(|| {
-                format!("cannot reach the node at {url}; is `starling run` running?")
-            })?;
+            .with_context(|| format!("cannot connect to {url}"))?;
         Ok(Self {
             ws,
             next_sub: 0,
-            addr: addr.to_string(),
+            url: url.to_string(),
         })
     }
 
@@ -98,6 +103,15 @@ impl NodeClient {
 
     /// Publishes `event` and waits for the node's `OK`.
     pub async fn publish(&mut self, event: &Event) -> anyhow::Result<()> {
+        let (accepted, reason) = self.publish_answer(event).await?;
+        if !accepted {
+            bail!("the node refused the event: {reason}");
+        }
+        Ok(())
+    }
+
+    /// Publishes `event` and returns the relay's `OK` answer: accepted, and its message.
+    pub async fn publish_answer(&mut self, event: &Event) -> anyhow::Result<(bool, String)> {
         self.send(serde_json::json!(["EVENT", event])).await?;
         let id = event.id.to_hex();
         while let Some(msg) = self.recv(Some(TIMEOUT)).await? {
@@ -105,10 +119,7 @@ impl NodeClient {
                 Some("OK") if msg.get(1).and_then(Value::as_str) == Some(id.as_str()) => {
                     let accepted = msg.get(2).and_then(Value::as_bool).unwrap_or(false);
                     let reason = msg.get(3).and_then(Value::as_str).unwrap_or("");
-                    if accepted {
-                        return Ok(());
-                    }
-                    bail!("the node refused the event: {reason}");
+                    return Ok((accepted, reason.to_string()));
                 }
                 Some("NOTICE") => bail!(
                     "the node said: {}",

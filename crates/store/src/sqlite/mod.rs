@@ -69,6 +69,25 @@ impl SqliteStore {
         })
     }
 
+    /// Opens an existing database for reading only: no writer thread, no schema change and
+    /// no checkpoint, so it can sit beside a running node's store (WAL readers never block
+    /// the writer). Writes fail with [`StoreError::Closed`]; [`EventStore::stats`] reads
+    /// zero, as the figures are kept by the writer.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        // Fails now, rather than at the first query, when there is no database.
+        Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (writer, _) = mpsc::channel(1);
+        Ok(Self {
+            writer,
+            readers: Arc::new(ReadPool::new(path.to_path_buf(), READERS)),
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
     /// Finishes queued writes, checkpoints the WAL and stops the writer. Later writes fail
     /// with [`StoreError::Closed`].
     pub async fn shutdown(&self) {
