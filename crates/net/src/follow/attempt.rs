@@ -67,8 +67,18 @@ impl Attempt {
         let had_hint = hint.is_some();
         let mut own_node = hint.as_ref().and_then(|h| h.own.then_some(h.serving.peer));
         let mut members = hint.as_ref().map(|h| h.members.clone()).unwrap_or_default();
-        let mut queue: Vec<Member> = hint.into_iter().map(|h| h.serving).collect();
-        queue.extend(members.iter().cloned());
+        // The author's own node served last only because no member would: the members
+        // are asked first again, the own node after them.
+        let mut queue: Vec<Member> = Vec::new();
+        if let Some(h) = hint {
+            if h.own {
+                queue.extend(members.iter().cloned());
+                queue.push(h.serving);
+            } else {
+                queue.push(h.serving);
+                queue.extend(members.iter().cloned());
+            }
+        }
         let mut tried: HashSet<PeerId> = HashSet::from([me]);
         let (mut looked_up, mut resolved) = (false, false);
         let mut last_error = NetError::NoHomeSet(self.author.to_hex());
