@@ -6,6 +6,7 @@
 //! The Nostr data model itself (events, ids, keys, kinds, filters, NIP-19) comes from the
 //! `nostr` crate and is re-exported here so the rest of the workspace names one source.
 
+pub mod dm;
 pub mod filter;
 pub mod kinds;
 pub mod limits;

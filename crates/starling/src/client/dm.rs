@@ -1,35 +1,17 @@
-//! Private messages from the CLI (NIP-17): `starling dm` seals a kind-14 message for each
-//! participant and wraps it (NIP-59, one gift wrap per recipient plus one for the sender,
-//! each signed by a one-time key); `starling dms` opens the gift wraps addressed to the
-//! owner and groups them into conversations. The node only ever sees gift wraps; the CLI
+//! Private messages from the CLI (NIP-17; the sealing and opening is `starling_proto::dm`):
+//! `starling dm` publishes the gift wraps of a message, `starling dms` reads and opens
+//! those addressed to the owner. The node only ever sees gift wraps; the CLI
 //! authenticates to it as the owner (NIP-42), which gift wraps need.
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use starling_proto::nip59::{GiftWrapBuilder, UnwrappedGift};
-use starling_proto::{
-    Event, EventBuilder, Filter, FinalizeEvent, FinalizeUnsignedEvent, Keys, Kind, PublicKey, Tag,
-    Timestamp,
-};
+pub use starling_proto::dm::{conversations, Message};
+use starling_proto::{dm, EventBuilder, Filter, FinalizeEvent, Keys, Kind, PublicKey, Tag};
 
 use super::NodeClient;
 
 /// Gift wraps read at most by `dms`.
 const MAX_WRAPS: usize = 5_000;
-/// People in one conversation at most (NIP-17 suggests small groups).
-pub const MAX_PARTICIPANTS: usize = 50;
-
-/// One opened message.
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub sender: PublicKey,
-    /// Everyone in the conversation (sender and recipients), the owner included.
-    pub participants: BTreeSet<PublicKey>,
-    pub created_at: Timestamp,
-    pub text: String,
-}
 
 impl NodeClient {
     /// Authenticates the connection as `keys` (NIP-42): asks for gift wraps to get the
@@ -90,30 +72,16 @@ pub async fn send(
     recipients: &[PublicKey],
     text: &str,
 ) -> anyhow::Result<String> {
-    let me = keys.public_key();
-    let others: BTreeSet<PublicKey> = recipients.iter().copied().filter(|p| *p != me).collect();
-    if others.is_empty() {
-        bail!("name at least one recipient other than yourself");
-    }
-    if others.len() + 1 > MAX_PARTICIPANTS {
-        bail!("a conversation has at most {MAX_PARTICIPANTS} participants");
-    }
-    let rumor = EventBuilder::new(Kind::PrivateDirectMessage, text)
-        .tags(others.iter().map(|p| Tag::public_key(*p)))
-        .finalize_unsigned(me);
-    let rumor_id = rumor.id.map(|id| id.to_hex()).unwrap_or_default();
+    let (id, wraps) = dm::wraps_for(keys, recipients, text)?;
     client.authenticate(keys).await?;
-    for to in others.iter().copied().chain([me]) {
-        let wrap: Event = GiftWrapBuilder::new(to, rumor.clone())
-            .finalize(keys)
-            .context("sealing and wrapping the message")?;
-        client.publish(&wrap).await?;
+    for wrap in &wraps {
+        client.publish(wrap).await?;
     }
-    Ok(rumor_id)
+    Ok(id)
 }
 
-/// Opens every gift wrap addressed to the owner that the node holds, oldest first.
-/// Wraps that do not open (not NIP-17, or corrupt) are counted, not fatal.
+/// Opens every gift wrap addressed to the owner that the node holds, oldest first, and
+/// counts those that did not open (not NIP-17 messages for the owner).
 pub async fn inbox(client: &mut NodeClient, keys: &Keys) -> anyhow::Result<(Vec<Message>, usize)> {
     client.authenticate(keys).await?;
     let filter = Filter::new()
@@ -121,53 +89,5 @@ pub async fn inbox(client: &mut NodeClient, keys: &Keys) -> anyhow::Result<(Vec<
         .pubkey(keys.public_key())
         .limit(MAX_WRAPS);
     let wraps = client.query(vec![filter]).await?;
-    let mut messages = Vec::new();
-    let mut unreadable = 0;
-    for wrap in &wraps {
-        match open(keys, wrap) {
-            Some(m) => messages.push(m),
-            None => unreadable += 1,
-        }
-    }
-    messages.sort_by_key(|m| m.created_at);
-    // The same message reaches us once per device copy at most; keep one.
-    messages
-        .dedup_by(|a, b| a.sender == b.sender && a.created_at == b.created_at && a.text == b.text);
-    Ok((messages, unreadable))
-}
-
-fn open(keys: &Keys, wrap: &Event) -> Option<Message> {
-    let gift = UnwrappedGift::from_gift_wrap(keys, wrap).ok()?;
-    if gift.rumor.kind != Kind::PrivateDirectMessage || gift.rumor.pubkey != gift.sender {
-        return None;
-    }
-    let mut participants: BTreeSet<PublicKey> = gift
-        .rumor
-        .tags
-        .iter()
-        .filter_map(|t| {
-            let s = t.as_slice();
-            (s.len() >= 2 && s[0] == "p")
-                .then(|| PublicKey::from_hex(&s[1]).ok())
-                .flatten()
-        })
-        .take(MAX_PARTICIPANTS)
-        .collect();
-    participants.insert(gift.sender);
-    participants.insert(keys.public_key());
-    Some(Message {
-        sender: gift.sender,
-        participants,
-        created_at: gift.rumor.created_at,
-        text: gift.rumor.content,
-    })
-}
-
-/// Messages grouped by conversation (its set of participants), each oldest first.
-pub fn conversations(messages: &[Message]) -> BTreeMap<BTreeSet<PublicKey>, Vec<&Message>> {
-    let mut by: BTreeMap<BTreeSet<PublicKey>, Vec<&Message>> = BTreeMap::new();
-    for m in messages {
-        by.entry(m.participants.clone()).or_default().push(m);
-    }
-    by
+    Ok(dm::open_all(keys, &wraps))
 }
