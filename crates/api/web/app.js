@@ -5,6 +5,7 @@
 //   #/                  home timeline          #/notifications   notifications
 //   #/note/NOTE[/quote] thread (or quote)      #/following       follow list
 //   #/p/NPUB, #/me      profile                #/network         network status
+//   #/messages          private conversations  #/messages/HEX,…  one conversation
 
 import { h, fetchJSON, showError } from './dom.js'
 import { Signer } from './nostr.js'
@@ -14,12 +15,15 @@ import { fillEmbeds, refreshCounts, refreshPerson } from './notes.js'
 import { homeView, notificationsView, threadView } from './views.js'
 import { followingView, profileView } from './people.js'
 import { networkView } from './network.js'
+import { messagesView } from './messages.js'
 
 const routes = [
   [/^#?\/?$/, model => homeView(model), 'home'],
   [/^#\/notifications$/, model => notificationsView(model), 'notifications'],
   [/^#\/following$/, model => followingView(model), 'following'],
   [/^#\/network$/, model => networkView(model), 'network'],
+  [/^#\/messages$/, model => messagesView(model, null), 'messages'],
+  [/^#\/messages\/([0-9a-f,]+)$/, (model, key) => messagesView(model, key), 'messages'],
   [/^#\/me$/, model => profileView(model, 'me'), 'me'],
   [/^#\/p\/([^/]+)$/, (model, ref) => profileView(model, ref), 'profile'],
   [/^#\/note\/([^/]+)(?:\/(quote))?$/, (model, ref, mode) => threadView(model, ref, mode), 'thread']

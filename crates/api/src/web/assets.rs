@@ -45,6 +45,12 @@ const FILES: &[(&str, &str, bool, &[u8])] = &[
         false,
         include_bytes!("../../web/network.js"),
     ),
+    (
+        "messages.js",
+        JS,
+        false,
+        include_bytes!("../../web/messages.js"),
+    ),
     ("login.js", JS, true, include_bytes!("../../web/login.js")),
     (
         "style.css",

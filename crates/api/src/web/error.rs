@@ -34,6 +34,9 @@ pub enum WebError {
     Signing(String),
     #[error("no such file")]
     NotFound,
+    /// A private message that could not be stored or queued.
+    #[error("the message could not be sent: {0}")]
+    Delivery(String),
 }
 
 impl WebError {
@@ -43,7 +46,7 @@ impl WebError {
             Self::LoginRefused(_) | Self::CrossOrigin(_) => StatusCode::FORBIDDEN,
             Self::NoSigner => StatusCode::CONFLICT,
             Self::BadTemplate(_) => StatusCode::BAD_REQUEST,
-            Self::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Signing(_) | Self::Delivery(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotFound => StatusCode::NOT_FOUND,
         }
     }

@@ -1,7 +1,8 @@
 //! The web client on the node's API port: the page a browser gets on `GET /` (the relay
 //! handler in [`crate::relay`] passes plain GETs here), its files under `/app/VERSION/`
 //! ([`assets`]), and the small JSON routes it needs beyond the relay and `/api/status`:
-//! `GET /api/me` and `POST /api/sign` ([`sign`]), login and logout ([`login`]).
+//! `GET /api/me` and `POST /api/sign` ([`sign`]), private messages `GET /api/dms` and
+//! `POST /api/dm` ([`dm`]), login and logout ([`login`]).
 //!
 //! The page itself (plain ES modules, no dependencies, in `crates/api/web/`) talks to the
 //! node like any Nostr client: REQ for the timeline, notifications and profiles, EVENT for
@@ -12,6 +13,7 @@
 
 mod access;
 mod assets;
+mod dm;
 mod error;
 mod login;
 mod sign;
@@ -64,6 +66,8 @@ pub fn owner_routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/api/me", get(sign::me))
         .route("/api/sign", post(sign::sign))
+        .route("/api/dm", post(dm::send))
+        .route("/api/dms", get(dm::list))
 }
 
 /// The web routes anyone may reach: the files (which check access themselves: the login

@@ -5,6 +5,7 @@
 //   - B's reply (made in B's page) and reaction appear in A's notifications, and so do
 //     B's repost and quote (the quote shows A's note inside it on B's timeline);
 //   - A's profile edits show on B's page;
+//   - a private message written in A's Messages page is read in B's, and B's answer in A's;
 //   - unfollowing in B's page empties B's follow list on B's node.
 // Every page is screenshotted into target/screenshots/ (listed at the end).
 import { test } from 'node:test'
@@ -132,6 +133,29 @@ test('two nodes, two browsers: follow, live post, reply notification, profile ed
     await go(pb, '#/me')
     await pb.locator('section.profile form.edit').waitFor({ timeout: WAIT })
     await shot(pb, '11-b-own-profile')
+
+    // Private messages (NIP-17, sealed and opened by each node for its page): A writes to
+    // B by npub; B reads it in its conversation list, opens it and answers; A reads that.
+    await go(pa, '#/messages')
+    await pa.locator('section.messages[data-loaded]').waitFor({ timeout: WAIT })
+    const secret = `for your eyes only ${tag}`
+    await pa.fill('section.messages input[name=to]', b.npub)
+    await pa.fill('section.messages textarea[name=text]', secret)
+    await pa.click('section.messages form.dm-form button[type=submit]')
+    await pa.locator('section.messages .conversation', { hasText: secret }).waitFor({ timeout: WAIT })
+    await go(pb, '#/messages')
+    const conv = pb.locator('section.messages .conversation', { hasText: secret })
+    await conv.waitFor({ timeout: WAIT })
+    await conv.locator('a').click()
+    await pb.locator('section.messages .dm-thread .dm', { hasText: secret }).waitFor({ timeout: WAIT })
+    const answer = `got it ${tag}`
+    await pb.fill('section.messages textarea[name=text]', answer)
+    await pb.click('section.messages form.dm-form button[type=submit]')
+    await pb.locator('section.messages .dm-thread .dm.mine', { hasText: answer }).waitFor({ timeout: WAIT })
+    await noReload(pb, marker)
+    await shot(pb, '12-b-conversation')
+    await pa.locator('section.messages .conversation', { hasText: answer }).waitFor({ timeout: WAIT })
+    await shot(pa, '13-a-messages')
 
     // B unfollows A in its page.
     await go(pb, '#/following')
