@@ -71,7 +71,9 @@ pub struct HomeSettings {
     pub replicas: usize,
     /// Acknowledgements from home-set members an event needs before the outbox lets it go.
     pub quorum: usize,
-    /// Events of one author a member keeps for it (replaceable kinds do not count).
+    /// Events of one author a member keeps for it (replaceable kinds do not count), and,
+    /// separately, events addressed to the user (their inbox: replies, mentions,
+    /// reactions, gift wraps).
     pub quota_events: u64,
     /// How long a looked-up home set is reused.
     pub cache_ttl: Duration,

@@ -136,6 +136,19 @@ impl Holdings {
         }
     }
 
+    /// Whether `user`'s inbox (events tagging them: replies, mentions, reactions, gift
+    /// wraps) kept here is still under the per-user quota.
+    pub async fn inbox_within_quota(&self, user: &PublicKey) -> bool {
+        if *user == self.owner {
+            return true;
+        }
+        let filter = Filter::new().pubkey(*user);
+        match self.store.count(vec![filter]).await {
+            Ok(n) => n < self.settings.quota_events,
+            Err(_) => false,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<PublicKey>> {
         self.held.lock().expect("held authors poisoned")
     }

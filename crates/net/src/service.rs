@@ -321,7 +321,8 @@ impl Service {
     }
 
     /// Which of the keys an event names (author, `p` tags) this node takes events for as
-    /// a home-set member: the author while under quota, any tagged user (their inbox).
+    /// a home-set member: the author while under quota, any tagged user while their inbox
+    /// (replies, mentions, reactions, gift wraps) is under the same quota.
     /// Empty when the owner's own policy takes the event anyway.
     async fn kept_keys(
         &self,
@@ -347,7 +348,10 @@ impl Service {
             }
         }
         for &pk in &peeked.tagged {
-            if !kept.contains(&pk) && self.holdings.accepts(&pk, true).await {
+            if !kept.contains(&pk)
+                && self.holdings.accepts(&pk, true).await
+                && self.holdings.inbox_within_quota(&pk).await
+            {
                 kept.insert(pk);
             }
         }

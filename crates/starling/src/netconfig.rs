@@ -165,7 +165,8 @@ outbox_give_up_secs = {give_up}
 # closest to the user's key in the DHT, so followers read them and replies reach the
 # user while the user's node is off. How many nodes keep them, how many must have taken
 # an event before the outbox lets it go, how many events of one author this node keeps
-# when it is one of those nodes, and how often it re-checks that role.
+# when it is one of those nodes (and, separately, of the user's inbox: replies, mentions,
+# reactions, private messages), and how often it re-checks that role.
 home_replicas = {replicas}
 home_quorum = {quorum}
 home_quota_events = {quota}
