@@ -24,7 +24,8 @@ machine"):
                  work, the post must still arrive through the relay P).
 
 In each scenario H1's owner follows H2's owner, H2's owner posts, and the test waits for
-the post in H1's timeline. It reports the delivery latency and the path (direct or
+the post in H1's timeline; then H1's owner sends H2's owner a private message (NIP-17),
+which H2 must read, and whose text no file of P, H1 or H2 may contain. It reports the delivery latency and the path (direct or
 relayed): the connections H1 and H2 list in their status API (`starling status --json`,
 `.network.peers`: path and address), the path H2's pusher logged, and -- as ground truth,
 independent of the node's bookkeeping -- the bytes H2's router forwarded during the
@@ -33,7 +34,7 @@ labelled "direct" whose address has no IP part (`/p2p/<peer>`, the far end of an
 relayed circuit) is reported as mislabelled and not counted as a direct connection.
 
 Exit status: 0 when every required outcome holds (moderate: delivered and a direct H1-H2
-connection; symmetric: delivered), 1 when one fails, 2 when the test cannot run (no
+connection; symmetric: delivered; both: the private message read and its text in no file), 1 when one fails, 2 when the test cannot run (no
 binary, no nft/ip, not root, no netns), 77 instead of 2 with --skip-if-unprivileged when
 not root or not permitted to create network namespaces, 130 when interrupted.
 
@@ -512,8 +513,36 @@ class Scenario:
             n.stderr().count("hole punched: direct connection") for n in (h1, h2))
         rep["hole_punch_failed_logs"] = sum(
             n.stderr().count("hole punching failed") for n in (h1, h2))
+        self.private_message(h1, h2, p)
         rep["seconds"] = round(time.monotonic() - t0, 1)
         return rep
+
+    def private_message(self, h1: Node, h2: Node, p: Node) -> None:
+        """7. H1's owner sends H2's owner a private message (NIP-17 gift wraps) across both
+        NATs; H2 reads it. Then no file of the relay node P, nor of H1 or H2 (their stores
+        hold only the wraps), may contain its text."""
+        rep = self.report
+        secret = f"private-{self.name}-{os.getpid()}: the vault code is 7-3-1-9"
+        self.cli(h1, "dm", h2.npub, secret, "--data-dir", str(h1.data))
+        t = time.monotonic()
+        try:
+            wait_for("the private message in H2's conversations",
+                     lambda: secret in self.cli(h2, "dms", "--json", "--data-dir", str(h2.data)),
+                     interval=0.25)
+            rep["dm_delivered"] = True
+            rep["dm_latency_s"] = round(time.monotonic() - t, 2)
+        except TestError as e:
+            rep["dm_delivered"] = False
+            rep["dm_error"] = str(e)
+        needle = secret.encode()
+        leaked = []
+        for node in (p, h1, h2):
+            for f in node.data.rglob("*"):
+                if f.is_file() and needle in f.read_bytes():
+                    leaked.append(str(f))
+        rep["dm_plaintext_files"] = leaked
+        log(f"private message H1 -> H2: delivered={rep['dm_delivered']} "
+            f"after {rep.get('dm_latency_s')}s; files holding its text: {leaked or 'none'}")
 
     def dump_logs(self, max_lines: int = 40) -> None:
         for node in self.nodes:
@@ -673,6 +702,11 @@ def judge(rep: dict) -> tuple[bool, str]:
     if not rep.get("delivered"):
         return False, "the post never reached H1" + (
             f" ({rep['delivery_error']})" if rep.get("delivery_error") else "")
+    if not rep.get("dm_delivered"):
+        return False, "the private message never reached H2" + (
+            f" ({rep['dm_error']})" if rep.get("dm_error") else "")
+    if rep.get("dm_plaintext_files"):
+        return False, f"the private message's text is in {rep['dm_plaintext_files']}"
     if rep["scenario"] == "moderate" and not rep.get("direct_h1_h2"):
         return False, "delivered, but no direct (hole-punched) connection between H1 and H2"
     return True, ""
