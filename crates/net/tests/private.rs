@@ -3,47 +3,18 @@
 //! recipient's home set while the recipient is down, and arrives when the recipient
 //! returns, though the sender is gone by then. No store holds the message's text.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{memory_settings, start_in, wait_for};
 use starling_core::{Origin, Remote};
-use starling_net::sim::SimNode;
-use starling_net::NetSettings;
 use starling_proto::nip59::{GiftWrapBuilder, UnwrappedGift};
 use starling_proto::{EventBuilder, Filter, FinalizeEvent, FinalizeUnsignedEvent, Keys, Kind, Tag};
 use starling_store::EventStore;
 
 const TEXT: &str = "meet me at the old mill, bring the map";
-
-fn settings(base: u64, i: u64) -> NetSettings {
-    NetSettings {
-        listen: vec![format!("/memory/{}", base + i).parse().unwrap()],
-        public: true,
-        ..NetSettings::default()
-    }
-}
-
-async fn start(dir: &Path, keys: Keys, mut s: NetSettings, boot: Option<&SimNode>) -> SimNode {
-    if let Some(b) = boot {
-        s.bootstrap = vec![b.addr().await.unwrap()];
-    }
-    SimNode::start(dir, keys, s).await.unwrap()
-}
-
-async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 /// Whether any file under `dir` contains `needle` (the database, its WAL, everything).
 fn any_file_contains(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
@@ -70,29 +41,43 @@ async fn a_private_message_reaches_an_offline_recipient_after_the_sender_left() 
         .try_init();
     let base = 7_300_000 + u64::from(std::process::id()) * 16;
     let tmp = tempfile::tempdir().unwrap();
-    let boot = start(
+    let boot = start_in(
         &tmp.path().join("boot"),
         Keys::generate(),
-        settings(base, 0),
+        memory_settings(base, 0, true),
         None,
     )
     .await;
     let mut members = Vec::new();
     for i in 1..=4 {
         let dir = tmp.path().join(format!("m{i}"));
-        members.push(start(&dir, Keys::generate(), settings(base, i), Some(&boot)).await);
+        members.push(
+            start_in(
+                &dir,
+                Keys::generate(),
+                memory_settings(base, i, true),
+                Some(&boot),
+            )
+            .await,
+        );
     }
     let (alice_keys, bob_keys) = (Keys::generate(), Keys::generate());
     let alice_dir = tmp.path().join("alice");
     let bob_dir = tmp.path().join("bob");
-    let alice = start(
+    let alice = start_in(
         &alice_dir,
         alice_keys.clone(),
-        settings(base, 10),
+        memory_settings(base, 10, true),
         Some(&boot),
     )
     .await;
-    let bob = start(&bob_dir, bob_keys.clone(), settings(base, 11), Some(&boot)).await;
+    let bob = start_in(
+        &bob_dir,
+        bob_keys.clone(),
+        memory_settings(base, 11, true),
+        Some(&boot),
+    )
+    .await;
     let bob_pk = bob_keys.public_key();
     // Let the DHT form before Bob goes away.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -132,7 +117,13 @@ async fn a_private_message_reaches_an_offline_recipient_after_the_sender_left() 
     );
     alice.stop().await;
 
-    let bob = start(&bob_dir, bob_keys.clone(), settings(base, 11), Some(&boot)).await;
+    let bob = start_in(
+        &bob_dir,
+        bob_keys.clone(),
+        memory_settings(base, 11, true),
+        Some(&boot),
+    )
+    .await;
     let arrived = wait_for(Duration::from_secs(30), || async {
         let f = Filter::new().kind(Kind::GiftWrap).pubkey(bob_pk);
         !bob.store.query(vec![f]).await.unwrap().is_empty()

@@ -2,47 +2,17 @@
 //! without looking each followed author's home set up in the DHT again: where each author
 //! was served is kept in its outbox database across the restart.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{memory_settings, start_in, wait_for};
 use starling_net::sim::SimNode;
-use starling_net::NetSettings;
 use starling_proto::{EventBuilder, Filter, Keys, Kind, Tag};
 use starling_store::EventStore;
 
 const AUTHORS: usize = 3;
 const NOTES_AWAY: usize = 5;
-
-fn settings(base: u64, i: u64, public: bool) -> NetSettings {
-    NetSettings {
-        listen: vec![format!("/memory/{}", base + i).parse().unwrap()],
-        public,
-        ..NetSettings::default()
-    }
-}
-
-async fn start(dir: &Path, keys: Keys, mut s: NetSettings, boot: Option<&SimNode>) -> SimNode {
-    if let Some(b) = boot {
-        s.bootstrap = vec![b.addr().await.unwrap()];
-    }
-    SimNode::start(dir, keys, s).await.unwrap()
-}
-
-/// Waits (bounded) until `check` holds, returning whether it did.
-async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 async fn notes_of(node: &SimNode, authors: &[SimNode]) -> usize {
     let filter = Filter::new()
@@ -59,26 +29,26 @@ async fn a_restarted_follower_catches_up_where_it_was_served() {
         .try_init();
     let base = 7_200_000 + u64::from(std::process::id()) * 16;
     let tmp = tempfile::tempdir().unwrap();
-    let boot = start(
+    let boot = start_in(
         &tmp.path().join("boot"),
         Keys::generate(),
-        settings(base, 0, true),
+        memory_settings(base, 0, true),
         None,
     )
     .await;
     let mut others = Vec::new();
     for i in 1..=(AUTHORS as u64 + 2) {
         let dir = tmp.path().join(format!("n{i}"));
-        let s = settings(base, i, true);
-        others.push(start(&dir, Keys::generate(), s, Some(&boot)).await);
+        let s = memory_settings(base, i, true);
+        others.push(start_in(&dir, Keys::generate(), s, Some(&boot)).await);
     }
     let authors = &others[..AUTHORS];
     // The follower is a DHT client: it holds no home set, so every lookup it makes after
     // the restart is its own follow or inbox task's.
     let follower_dir = tmp.path().join("follower");
     let follower_keys = Keys::generate();
-    let follower_settings = settings(base, 15, false);
-    let follower = start(
+    let follower_settings = memory_settings(base, 15, false);
+    let follower = start_in(
         &follower_dir,
         follower_keys.clone(),
         follower_settings.clone(),
@@ -119,7 +89,7 @@ async fn a_restarted_follower_catches_up_where_it_was_served() {
     .await;
     assert!(stored, "the authors' notes never reached their home sets");
 
-    let follower = start(&follower_dir, follower_keys, follower_settings, Some(&boot)).await;
+    let follower = start_in(&follower_dir, follower_keys, follower_settings, Some(&boot)).await;
     let caught_up = wait_for(Duration::from_secs(30), || async {
         notes_of(&follower, authors).await == AUTHORS * NOTES_AWAY
     })

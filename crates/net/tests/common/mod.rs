@@ -1,10 +1,13 @@
 //! In-process nodes for the network crate's tests ([`SimNode`]: a real SQLite store, the
 //! node core and the full network layer) in temporary directories, on loopback TCP or
-//! the memory transport.
+//! the memory transport; and, for tests that restart nodes on their directory, settings
+//! on a memory port, a start that bootstraps from a given node, and a bounded wait.
 
 #![allow(dead_code)]
 
 use std::ops::Deref;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use starling_net::libp2p::Multiaddr;
 use starling_net::sim::SimNode;
@@ -73,4 +76,43 @@ impl Node {
     pub async fn addr(&self) -> Multiaddr {
         self.sim.addr().await.expect("node never listened")
     }
+}
+
+/// Settings for node `i` listening on `/memory/{base + i}`.
+pub fn memory_settings(base: u64, i: u64, public: bool) -> NetSettings {
+    NetSettings {
+        listen: vec![format!("/memory/{}", base + i).parse().unwrap()],
+        public,
+        ..NetSettings::default()
+    }
+}
+
+/// Starts a [`SimNode`] keeping its files in `dir` (a restart on the same `dir` and keys
+/// is the same node), bootstrapping from `boot` when given.
+pub async fn start_in(
+    dir: &Path,
+    keys: Keys,
+    mut settings: NetSettings,
+    boot: Option<&SimNode>,
+) -> SimNode {
+    if let Some(b) = boot {
+        settings.bootstrap = vec![b.addr().await.unwrap()];
+    }
+    SimNode::start(dir, keys, settings).await.unwrap()
+}
+
+/// Waits (bounded by `limit`) until `check` holds, returning whether it did.
+pub async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
