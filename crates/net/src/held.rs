@@ -126,23 +126,22 @@ impl Holdings {
 
     /// Whether `author` is still under the per-author quota here.
     pub async fn within_quota(&self, author: &PublicKey) -> bool {
-        if *author == self.owner {
-            return true;
-        }
-        let filter = Filter::new().author(*author);
-        match self.store.count(vec![filter]).await {
-            Ok(n) => n < self.settings.quota_events,
-            Err(_) => false,
-        }
+        self.under_quota(author, Filter::new().author(*author))
+            .await
     }
 
     /// Whether `user`'s inbox (events tagging them: replies, mentions, reactions, gift
     /// wraps) kept here is still under the per-user quota.
     pub async fn inbox_within_quota(&self, user: &PublicKey) -> bool {
+        self.under_quota(user, Filter::new().pubkey(*user)).await
+    }
+
+    /// Whether the events of `user` that `filter` selects are fewer than the quota (the
+    /// owner's never count against it).
+    async fn under_quota(&self, user: &PublicKey, filter: Filter) -> bool {
         if *user == self.owner {
             return true;
         }
-        let filter = Filter::new().pubkey(*user);
         match self.store.count(vec![filter]).await {
             Ok(n) => n < self.settings.quota_events,
             Err(_) => false,
