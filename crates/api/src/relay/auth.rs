@@ -80,11 +80,20 @@ impl Auth {
 /// Queues a gift wrap the authenticated owner published (and was stored) for delivery
 /// to its recipient; the owner's own events go out through the outbox's own watch.
 pub async fn deliver_wrap(remote: &dyn Remote, raw: &str) -> Result<(), String> {
-    let event = Event::from_json(raw).map_err(|e| e.to_string())?;
-    if event.kind != Kind::GiftWrap {
+    if kind_of(raw) != Some(Kind::GiftWrap.as_u16()) {
         return Ok(());
     }
+    let event = Event::from_json(raw).map_err(|e| e.to_string())?;
     remote.send_private(&event, raw).await
+}
+
+/// An event's kind read from its JSON text without parsing the rest into an event.
+fn kind_of(json: &str) -> Option<u16> {
+    #[derive(serde::Deserialize)]
+    struct KindOnly {
+        kind: u16,
+    }
+    serde_json::from_str::<KindOnly>(json).ok().map(|k| k.kind)
 }
 
 /// Whether a reader may see `event`: everything but gift wraps, and to the owner (`owner`
@@ -99,14 +108,10 @@ pub fn may_see(event: &Event, owner: Option<&PublicKey>) -> bool {
 /// As [`may_see`], for an event's JSON text (a stored event, already valid): only a gift
 /// wrap is parsed further than its kind.
 pub fn json_may_see(json: &str, owner: Option<&PublicKey>) -> bool {
-    #[derive(serde::Deserialize)]
-    struct KindOnly {
-        kind: u16,
-    }
-    match serde_json::from_str::<KindOnly>(json) {
-        Ok(k) if k.kind != Kind::GiftWrap.as_u16() => true,
-        Ok(_) => Event::from_json(json).is_ok_and(|e| may_see(&e, owner)),
-        Err(_) => false,
+    match kind_of(json) {
+        Some(k) if k != Kind::GiftWrap.as_u16() => true,
+        Some(_) => Event::from_json(json).is_ok_and(|e| may_see(&e, owner)),
+        None => false,
     }
 }
 

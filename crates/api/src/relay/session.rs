@@ -188,6 +188,12 @@ impl<O: Sink<String> + Unpin> Session<O> {
         !new || self.feed(RelayMessage::Auth(&challenge)).await
     }
 
+    /// Closes `sub_id` (a REQ or COUNT naming gift wraps) until the client authenticates
+    /// as the owner, sending the challenge first if it has not been sent.
+    async fn auth_required(&mut self, sub_id: &SubscriptionId) -> bool {
+        self.challenge().await && self.send(RelayMessage::Closed(sub_id, AUTH_REQUIRED)).await
+    }
+
     /// Answers an AUTH message with OK.
     async fn authenticate(&mut self, raw: &str) -> bool {
         let id = raw_event_id(raw);
@@ -291,10 +297,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
         }
         let reader = self.owner_reader();
         if reader.is_none() && auth::asks_for_wraps(&filters) {
-            return self.challenge().await
-                && self
-                    .send(RelayMessage::Closed(&sub_id, AUTH_REQUIRED))
-                    .await;
+            return self.auth_required(&sub_id).await;
         }
         self.state.fetch_missing(&filters).await;
         // Join the live feed before noting what the query covers, so nothing falls between.
@@ -343,10 +346,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
         }
         let reader = self.owner_reader();
         if reader.is_none() && auth::asks_for_wraps(&filters) {
-            return self.challenge().await
-                && self
-                    .send(RelayMessage::Closed(&sub_id, AUTH_REQUIRED))
-                    .await;
+            return self.auth_required(&sub_id).await;
         }
         match self.visible_count(filters, reader).await {
             Ok(n) => self.send(RelayMessage::Count(&sub_id, n)).await,
