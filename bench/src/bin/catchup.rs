@@ -9,6 +9,8 @@
 
 #[path = "../catchup/mod.rs"]
 mod catchup;
+#[path = "../logging.rs"]
+mod logging;
 // Shared with the ingest benchmark; only `note_text` is used here.
 #[allow(dead_code)]
 #[path = "../gen.rs"]
@@ -22,18 +24,12 @@ mod provenance;
 
 use anyhow::Result;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use crate::catchup::cli::Args;
 use crate::catchup::report::Report;
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     let settings = Args::parse().resolve()?;
     let mut report = Report::new(&settings);
     eprintln!(

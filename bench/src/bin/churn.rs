@@ -10,6 +10,8 @@
 //! printed and written to `bench/results/churn.json`; nothing is asserted (the CI test
 //! `cargo test -p starling-net --test churn` runs the same scenario small and asserts).
 
+#[path = "../logging.rs"]
+mod logging;
 // Shared with the other benchmark binaries, which use more of it.
 #[allow(dead_code)]
 #[path = "../machine.rs"]
@@ -22,7 +24,6 @@ use anyhow::Result;
 use clap::Parser;
 use serde::Serialize;
 use starling_net::sim::churn::{self, ChurnConfig, ChurnReport};
-use tracing_subscriber::EnvFilter;
 
 /// The churn benchmark: N nodes, 30% killed and restarted while everyone posts.
 #[derive(Debug, Parser)]
@@ -68,12 +69,7 @@ struct Output {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     let args = Args::parse();
     let machine = machine::Machine::probe();
     let cfg = ChurnConfig {

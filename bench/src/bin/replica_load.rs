@@ -7,6 +7,11 @@
 //! tables are printed and every figure written to `bench/results/replica_load.json`;
 //! nothing is asserted. The work itself lives in `bench/src/replica/`.
 
+// Shared with the other benchmark binaries; only `filter` is used here (its log joins
+// the request counter's layer).
+#[allow(dead_code)]
+#[path = "../logging.rs"]
+mod logging;
 // Shared with the ingest benchmark; only `note_text` is used here.
 #[allow(dead_code)]
 #[path = "../gen.rs"]
@@ -30,7 +35,7 @@ use anyhow::Result;
 use clap::Parser;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::Layer;
 
 use crate::replica::cli::Args;
 use crate::replica::report::Report;
@@ -40,7 +45,7 @@ fn main() -> Result<()> {
     let requests = Requests::default();
     let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+        .with_filter(logging::filter());
     tracing_subscriber::registry()
         .with(log)
         .with(requests.layer())

@@ -7,6 +7,8 @@
 //! printed and written to `bench/results/scale.{md,json}`; nothing is asserted. The work
 //! itself lives in `bench/src/scale/` (see its module docs).
 
+#[path = "../logging.rs"]
+mod logging;
 #[path = "../machine.rs"]
 mod machine;
 // Shared with the catch-up and replica-load benchmarks, which use more of it.
@@ -18,7 +20,6 @@ mod scale;
 
 use anyhow::Result;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use crate::scale::cli::Args;
 use crate::scale::report::{self, Report};
@@ -26,12 +27,7 @@ use crate::scale::run;
 use crate::scale::sys::Machine;
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     let settings = Args::parse().resolve()?;
     let machine = Machine::probe();
     eprintln!(
