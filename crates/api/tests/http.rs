@@ -16,7 +16,7 @@ use starling_proto::{Event, Keys, Tag};
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
-use common::{event, node, note, Node};
+use common::{call, event, node, note, Node};
 
 async fn post(
     node: &Node,
@@ -28,19 +28,7 @@ async fn post(
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from(body))
         .unwrap();
-    let response = starling_api::router(node.state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
+    let (status, headers, bytes) = call(node, request).await;
     (status, bytes, headers)
 }
 

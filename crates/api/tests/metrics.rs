@@ -11,13 +11,11 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use starling_api::run_session;
 use starling_proto::Keys;
-use tower::ServiceExt;
 
-use common::{node, note, Node};
+use common::{call, node, note, Node};
 
 /// `GET /metrics` from `peer`: status, content type and body.
 async fn scrape(node: &Node, peer: &str) -> (StatusCode, String, String) {
@@ -27,22 +25,12 @@ async fn scrape(node: &Node, peer: &str) -> (StatusCode, String, String) {
         .unwrap();
     let peer: SocketAddr = peer.parse().unwrap();
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = starling_api::router(node.state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
+    let (status, headers, body) = call(node, request).await;
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        content_type,
-        String::from_utf8(body.to_vec()).unwrap(),
-    )
+    (status, content_type, String::from_utf8(body).unwrap())
 }
 
 /// The value of the sample `series` (name with labels, as written) in `body`.

@@ -14,13 +14,11 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use starling_api::web::SESSION_COOKIE;
 use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Limits, Tag};
-use tower::ServiceExt;
 
-use common::{node, node_signing, Node, LOGIN_TOKEN};
+use common::{call, node, node_signing, Node, LOGIN_TOKEN};
 
 const LOCAL: &str = "127.0.0.1:50000";
 const REMOTE: &str = "192.0.2.10:50000";
@@ -50,19 +48,7 @@ async fn send(node: &Node, peer: &str, mut request: Request<Body>) -> Answer {
             .headers_mut()
             .insert(header::HOST, "127.0.0.1:7777".parse().unwrap());
     }
-    let response = starling_api::router(node.state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
+    let (status, headers, body) = call(node, request).await;
     Answer {
         status,
         headers,

@@ -1,5 +1,5 @@
-//! Shared helpers for the API tests: a node's API state on a temporary SQLite store, and
-//! signed events.
+//! Shared helpers for the API tests: a node's API state on a temporary SQLite store, a
+//! request through the router, and signed events.
 
 #![allow(dead_code)]
 
@@ -7,11 +7,15 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
 use starling_api::{ApiState, WebState};
 use starling_core::{EventBus, Ingest};
 use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Limits, Tag};
 use starling_store::{SqliteStore, StoreOptions};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 pub struct Node {
     pub state: Arc<ApiState>,
@@ -76,4 +80,16 @@ pub fn event(keys: &Keys, kind: u16, content: &str, tags: Vec<Tag>) -> Event {
         .tags(tags)
         .finalize(keys)
         .unwrap()
+}
+
+/// Sends `request` through the node's router: the answer's status, headers and body.
+pub async fn call(node: &Node, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let response = starling_api::router(node.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, body.to_vec())
 }
