@@ -23,7 +23,7 @@ use std::time::Instant;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use starling_core::{EventBus, Ingest, Remote};
-use starling_proto::{Filter, Limits, PublicKey};
+use starling_proto::{Filter, FromBech32, Limits, PublicKey};
 use starling_store::EventStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +74,14 @@ impl ApiState {
         }
         let _ = tokio::time::timeout(FETCH_WAIT, remote.fetch_missing(authors)).await;
     }
+}
+
+/// A public key given as npub or hex (routes and forms take either).
+pub(crate) fn parse_pubkey(text: &str) -> Option<PublicKey> {
+    let text = text.trim();
+    PublicKey::from_bech32(text)
+        .or_else(|_| PublicKey::from_hex(text))
+        .ok()
 }
 
 /// The API's routes.

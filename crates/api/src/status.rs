@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use starling_proto::{FromBech32, PublicKey, ToBech32};
+use starling_proto::ToBech32;
 
 use crate::ApiState;
 
@@ -56,14 +56,12 @@ pub async fn whereis(
     State(state): State<Arc<ApiState>>,
     Path(who): Path<String>,
 ) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
-    let author = PublicKey::from_bech32(&who)
-        .or_else(|_| PublicKey::from_hex(&who))
-        .map_err(|_| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("{who:?} is not an npub or hex public key"),
-            )
-        })?;
+    let author = crate::parse_pubkey(&who).ok_or_else(|| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("{who:?} is not an npub or hex public key"),
+        )
+    })?;
     let remote = state.remote.as_ref().ok_or((
         StatusCode::SERVICE_UNAVAILABLE,
         "this node runs without the peer-to-peer network".to_string(),

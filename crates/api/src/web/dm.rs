@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use starling_core::Origin;
-use starling_proto::{dm, Filter, FromBech32, Kind, PublicKey};
+use starling_proto::{dm, Filter, Kind, PublicKey};
 
 use super::error::WebError;
 use crate::ApiState;
@@ -30,9 +30,8 @@ pub struct Outgoing {
 }
 
 fn parse_key(text: &str) -> Result<PublicKey, WebError> {
-    PublicKey::from_bech32(text.trim())
-        .or_else(|_| PublicKey::from_hex(text.trim()))
-        .map_err(|_| WebError::BadTemplate(format!("{text:?} is not an npub or hex key")))
+    crate::parse_pubkey(text)
+        .ok_or_else(|| WebError::BadTemplate(format!("{text:?} is not an npub or hex key")))
 }
 
 /// `POST /api/dm`: seals and sends a message; answers its id.
