@@ -218,7 +218,7 @@ pub fn raw_event_id(event_json: &str) -> String {
     serde_json::from_str::<IdOnly>(event_json)
         .ok()
         .map(|v| v.id)
-        .filter(|id| EventId::from_hex(id).is_ok())
+        .filter(|id| id.len() == 64 && EventId::from_hex(id).is_ok())
         .unwrap_or_default()
 }
 
@@ -279,6 +279,18 @@ mod tests {
             parse(r#"["REQ","s",{"kinds":"x"}]"#),
             Err(MessageError::BadSubscription { .. })
         ));
+    }
+
+    #[test]
+    fn raw_event_id_is_64_hex_characters_or_empty() {
+        let id = "5c83da77af1dec6d7289834998ad7aafbd9e2191396d75ec3cc27f5a77226f36";
+        assert_eq!(raw_event_id(&format!(r#"{{"id":"{id}","kind":"x"}}"#)), id);
+        assert_eq!(raw_event_id(r#"{"id":"zz"}"#), "");
+        assert_eq!(raw_event_id(r#"{"kind":1}"#), "");
+        // Found by the event_json fuzz target (fuzz/corpus/event_json/long-id.json): a
+        // 92-character id came back as the id to name in an OK message.
+        let long = "6c192ab6592329c41a29b659a59c29d017cd0c55bc41cdaf8257edf9a2baaf8506a4099103211e6ed7382103ed67";
+        assert_eq!(raw_event_id(&format!(r#"{{"id":"{long}"}}"#)), "");
     }
 
     #[test]
