@@ -8,6 +8,7 @@
 //! The status routes and the web client's serve only the owner: requests from loopback,
 //! or from other devices with a login session (see [`web`]'s access rule).
 
+pub mod decode;
 mod metrics;
 mod nip11;
 mod relay;

@@ -47,13 +47,15 @@ struct Peek {
 
 /// A pushed event's author and the users it tags (at most [`MAX_INBOX_TAGS`]), read once
 /// per event for the policy and for the repair hint.
-struct Peeked {
-    author: PublicKey,
-    tagged: Vec<PublicKey>,
+pub struct Peeked {
+    pub author: PublicKey,
+    pub tagged: Vec<PublicKey>,
 }
 
 impl Peeked {
-    fn read(json: &str) -> Option<Self> {
+    /// Reads a pushed event's JSON text (not yet validated); `None` if it has no usable
+    /// `pubkey`.
+    pub fn read(json: &str) -> Option<Self> {
         let peek: Peek = serde_json::from_str(json).ok()?;
         Some(Self {
             author: PublicKey::from_hex(&peek.pubkey).ok()?,
@@ -448,6 +450,7 @@ impl Service {
     }
 }
 
-fn parse_keys(hex: &[String]) -> Option<Vec<PublicKey>> {
+/// Hex public keys of a request; `None` if any is malformed.
+pub fn parse_keys(hex: &[String]) -> Option<Vec<PublicKey>> {
     hex.iter().map(|h| PublicKey::from_hex(h).ok()).collect()
 }

@@ -4,8 +4,8 @@
 //! Sessions speak NIP-01, NIP-45 COUNT and NIP-77 negentropy sync ([`negentropy`]).
 
 mod auth;
-mod neg_message;
-mod negentropy;
+pub(crate) mod neg_message;
+pub(crate) mod negentropy;
 mod session;
 
 use std::net::SocketAddr;

@@ -3,8 +3,8 @@
 //! takes a filter and answers with gzip-compressed msgpack. CORS is open to any origin, as
 //! NostrP2P's was, including Chrome's private-network preflight.
 
-mod msgpack;
-mod req;
+pub(crate) mod msgpack;
+pub(crate) mod req;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,14 +75,19 @@ fn require_json(headers: &HeaderMap) -> Result<(), RestError> {
     }
 }
 
+/// A `/publish` body as the event's JSON text, which the ingest path validates.
+pub fn publish_text(body: &[u8]) -> Result<&str, RestError> {
+    std::str::from_utf8(body)
+        .map_err(|_| RestError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))
+}
+
 async fn publish(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, RestError> {
     require_json(&headers)?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| RestError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
+    let text = publish_text(&body)?;
     match state.ingest.submit_json(text, Origin::LocalClient).await {
         Ok(_) => Ok(Json(json!({ "Status": "SUCCESS" }))),
         Err(e) => {

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use starling_proto::{Event, EventId, Filter, Kind, PublicKey, Timestamp};
+use starling_proto::{Event, EventId, Filter, Kind, Limits, PublicKey, Timestamp};
 
 use super::{msgpack, require_json, RestError};
 use crate::ApiState;
@@ -50,16 +50,27 @@ fn first_author(f: &RestFilter) -> Result<PublicKey, RestError> {
     PublicKey::from_hex(hex).map_err(|_| bad(format!("bad author {hex:?}")))
 }
 
-pub async fn req(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, RestError> {
-    require_json(&headers)?;
+/// What a `/req` body asks for, decided from the body alone (before any store read).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestQuery {
+    /// The owner's home timeline within `window` (its `since`, `until` and `limit`, the
+    /// limit already capped at the relay's `max_limit`).
+    Timeline { window: Filter, limit: usize },
+    /// Stored events matching `filters`, after asking the network for unknown authors.
+    Stored(Vec<Filter>),
+    /// A kind this route does not answer: an empty list.
+    Nothing,
+}
+
+/// Decodes a `/req` body (NostrP2P's filter as JSON) into the query it asks for.
+pub fn parse_req(body: &[u8], limits: &Limits) -> Result<RestQuery, RestError> {
     let filter: RestFilter =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("bad filter: {e}")))?;
-    let mut events = match filter.kinds.first().copied() {
-        _ if filter.kinds.contains(&KIND_TIMELINE) => timeline(&state, &filter).await?,
+        serde_json::from_slice(body).map_err(|e| bad(format!("bad filter: {e}")))?;
+    Ok(match filter.kinds.first().copied() {
+        _ if filter.kinds.contains(&KIND_TIMELINE) => {
+            let (window, limit) = timeline_window(&filter, limits);
+            RestQuery::Timeline { window, limit }
+        }
         Some(1) => {
             let hex = filter
                 .ids
@@ -70,7 +81,7 @@ pub async fn req(
             if !filter.authors.is_empty() {
                 f = f.author(first_author(&filter)?);
             }
-            query(&state, vec![f]).await?
+            RestQuery::Stored(vec![f])
         }
         Some(kind @ (0 | 3)) => {
             let author = first_author(&filter)?;
@@ -78,9 +89,22 @@ pub async fn req(
                 .author(author)
                 .kind(Kind::from_u16(kind as u16))
                 .limit(1);
-            query(&state, vec![f]).await?
+            RestQuery::Stored(vec![f])
         }
-        _ => Vec::new(),
+        _ => RestQuery::Nothing,
+    })
+}
+
+pub async fn req(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RestError> {
+    require_json(&headers)?;
+    let mut events = match parse_req(&body, &state.limits)? {
+        RestQuery::Timeline { window, limit } => timeline(&state, window, limit).await?,
+        RestQuery::Stored(filters) => query(&state, filters).await?,
+        RestQuery::Nothing => Vec::new(),
     };
     events.reverse();
     Ok((
@@ -108,8 +132,24 @@ async fn stored(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, Re
         .map_err(|e| RestError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-/// The owner's home timeline, newest first.
-async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestError> {
+/// The timeline's time window and limit from NostrP2P's filter.
+fn timeline_window(f: &RestFilter, limits: &Limits) -> (Filter, usize) {
+    let mut window = Filter::new();
+    if let Some(since) = bound(f.since) {
+        window = window.since(since);
+    }
+    if let Some(until) = bound(f.until) {
+        window = window.until(until);
+    }
+    let limit = f
+        .limit
+        .filter(|l| *l >= 0.0)
+        .map_or(limits.max_limit, |l| (l as usize).min(limits.max_limit));
+    (window.limit(limit), limit)
+}
+
+/// The owner's home timeline within `window`, newest first.
+async fn timeline(state: &ApiState, window: Filter, limit: usize) -> Result<Vec<Event>, RestError> {
     let follows = stored(
         state,
         vec![Filter::new()
@@ -123,20 +163,6 @@ async fn timeline(state: &ApiState, f: &RestFilter) -> Result<Vec<Event>, RestEr
         .map(|e| e.tags.public_keys().collect())
         .unwrap_or_default();
     authors.push(state.owner);
-    let mut window = Filter::new();
-    if let Some(since) = bound(f.since) {
-        window = window.since(since);
-    }
-    if let Some(until) = bound(f.until) {
-        window = window.until(until);
-    }
-    let limit = f
-        .limit
-        .filter(|l| *l >= 0.0)
-        .map_or(state.limits.max_limit, |l| {
-            (l as usize).min(state.limits.max_limit)
-        });
-    window = window.limit(limit);
     let by_authors = window.clone().authors(authors);
     let mentions = window.pubkey(state.owner);
     let mut events = stored(state, vec![by_authors, mentions]).await?;

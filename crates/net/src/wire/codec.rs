@@ -50,6 +50,20 @@ async fn read_bounded<T: AsyncRead + Unpin + Send>(
     Ok((buf.len() as u64 <= max).then_some(buf))
 }
 
+/// A request from a message's bytes (already within the size bound).
+pub fn decode_request(bytes: &[u8]) -> Inbound {
+    match cbor4ii::serde::from_slice::<Request>(bytes) {
+        Ok(request) => Inbound::Request(request),
+        Err(e) => Inbound::Malformed(format!("undecodable message: {e}")),
+    }
+}
+
+/// A response from a message's bytes (already within the size bound).
+pub fn decode_response(bytes: &[u8]) -> io::Result<Response> {
+    cbor4ii::serde::from_slice(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
 impl Codec for StarlingCodec {
     type Protocol = StreamProtocol;
     type Request = Inbound;
@@ -66,10 +80,7 @@ impl Codec for StarlingCodec {
                 self.max
             )));
         };
-        Ok(match cbor4ii::serde::from_slice::<Request>(&bytes) {
-            Ok(request) => Inbound::Request(request),
-            Err(e) => Inbound::Malformed(format!("undecodable message: {e}")),
-        })
+        Ok(decode_request(&bytes))
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -80,8 +91,7 @@ impl Codec for StarlingCodec {
         let bytes = read_bounded(io, self.max)
             .await?
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "response too large"))?;
-        cbor4ii::serde::from_slice(&bytes)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        decode_response(&bytes)
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(

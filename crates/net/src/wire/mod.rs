@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod codec;
-pub use codec::{Inbound, StarlingCodec};
+pub use codec::{decode_request, decode_response, Inbound, StarlingCodec};
 
 /// The request-response protocol name.
 pub const PROTOCOL: &str = "/starling/req/1";
