@@ -1,7 +1,8 @@
 //! starling's event store. [`EventStore`] is the backend-neutral interface the node uses;
 //! [`sqlite::SqliteStore`] is the embedded default (one writer thread that batches commits,
-//! a pool of readers that never wait for it). A PostgreSQL backend will implement the same
-//! trait and pass the same [`test_suite`].
+//! a pool of readers that never wait for it); `postgres::PostgresStore` (cargo feature
+//! `postgres`) is the backend for large public nodes, with the same design and the same
+//! [`test_suite`].
 //!
 //! Every event handed to a store has already been validated (`starling_proto::validate`)
 //! and comes with its canonical JSON ([`RenderedEvent`]), which is what the store keeps:
@@ -13,11 +14,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{Event, Filter, PublicKey, RenderedEvent, Timestamp};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod reconcile;
 pub mod sqlite;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use reconcile::negentropy_storage;
 pub use sqlite::SqliteStore;
 
@@ -75,6 +80,15 @@ pub enum StoreError {
         path: String,
         #[source]
         source: rusqlite::Error,
+    },
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[cfg(feature = "postgres")]
+    #[error("could not connect to PostgreSQL: {source}")]
+    Connect {
+        #[source]
+        source: tokio_postgres::Error,
     },
     #[error("the store is shut down")]
     Closed,
