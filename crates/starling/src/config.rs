@@ -39,10 +39,15 @@ impl Default for ApiConfig {
     }
 }
 
-/// `[store]`: the embedded database.
+/// `[store]`: where events are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Which database holds the events.
+    pub backend: StoreBackend,
+    /// The PostgreSQL database (a `postgresql://` URL or a libpq `key=value` string);
+    /// required with `backend = "postgres"`, refused otherwise.
+    pub postgres_url: String,
     /// Bound on the stored events' bytes; 0 for none.
     pub max_bytes: u64,
     /// Seconds between sweeps that remove expired (NIP-40) events.
@@ -52,10 +57,31 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: StoreBackend::Sqlite,
+            postgres_url: String::new(),
             max_bytes: 2 * 1024 * 1024 * 1024,
             expire_every_secs: 300,
         }
     }
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded SQLite file `events.db` in the data directory.
+    Sqlite,
+    /// A PostgreSQL server (`store.postgres_url`), for large public nodes.
+    Postgres,
+}
+
+/// The validated choice of store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `events.db` in the data directory.
+    Sqlite,
+    /// The PostgreSQL database at this URL.
+    Postgres(String),
 }
 
 /// Validated settings, passed down explicitly.
@@ -63,10 +89,31 @@ impl Default for StoreConfig {
 pub struct Settings {
     pub api_listen: SocketAddr,
     pub name: String,
+    pub store: StoreLocation,
     pub max_bytes: Option<u64>,
     pub expire_every_secs: u64,
     pub limits: Limits,
     pub network: NetworkConfig,
+}
+
+impl StoreConfig {
+    /// Checks `backend` against `postgres_url` and what this binary was built with.
+    fn location(&self) -> anyhow::Result<StoreLocation> {
+        let url = self.postgres_url.trim();
+        match self.backend {
+            StoreBackend::Sqlite if !url.is_empty() => bail!(
+                "store: postgres_url is set but backend is \"sqlite\"; set backend = \"postgres\" to use it, or remove postgres_url"
+            ),
+            StoreBackend::Sqlite => Ok(StoreLocation::Sqlite),
+            StoreBackend::Postgres if url.is_empty() => {
+                bail!("store: backend = \"postgres\" needs postgres_url (for example \"postgresql://starling@localhost/starling\")")
+            }
+            StoreBackend::Postgres if !cfg!(feature = "postgres") => bail!(
+                "store: backend = \"postgres\" but this starling was built without PostgreSQL support (cargo feature `postgres`)"
+            ),
+            StoreBackend::Postgres => Ok(StoreLocation::Postgres(url.to_string())),
+        }
+    }
 }
 
 impl Config {
@@ -95,9 +142,11 @@ impl Config {
         if l.max_message_bytes < l.max_event_bytes {
             bail!("limits: max_message_bytes must be at least max_event_bytes");
         }
+        let store = self.store.location()?;
         Ok(Settings {
             api_listen,
             name: self.api.name,
+            store,
             max_bytes: (self.store.max_bytes > 0).then_some(self.store.max_bytes),
             expire_every_secs: self.store.expire_every_secs.max(1),
             limits: self.limits,
@@ -124,6 +173,13 @@ listen = "{api_listen}"
 name = "{name}"
 
 [store]
+# Where events are kept: "sqlite" (the file events.db in the data directory) or
+# "postgres" (a PostgreSQL server, for large public nodes; the database must exist and
+# the user may create tables in it, and starling creates its schema on first start).
+backend = "sqlite"
+# With backend = "postgres": the database, as a URL or a libpq key=value string; a
+# unix socket directory goes in host, e.g. "host=/run/postgresql dbname=starling".
+# postgres_url = "postgresql://starling:PASSWORD@127.0.0.1/starling"
 # Upper bound on the stored events' size (their JSON). Past it the oldest events of
 # other authors are pruned; the owner's own events are never pruned. 0 = no bound.
 # The database file is larger than this by its indexes (about 2x).
@@ -187,6 +243,25 @@ mod tests {
         let settings = Config::default().validate(Some("127.0.0.1:0")).unwrap();
         assert_eq!(settings.api_listen.port(), 0);
         assert!(Config::default().validate(Some("nowhere")).is_err());
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_postgres_is_configured_in_full() {
+        let settings = Config::default().validate(None).unwrap();
+        assert_eq!(settings.store, StoreLocation::Sqlite);
+        let parse = |text: &str| toml::from_str::<Config>(text).unwrap().validate(None);
+        let half = parse("[store]\nbackend = \"postgres\"").unwrap_err();
+        assert!(half.to_string().contains("postgres_url"), "{half}");
+        let stray = parse("[store]\npostgres_url = \"host=/tmp\"").unwrap_err();
+        assert!(stray.to_string().contains("backend"), "{stray}");
+        assert!(toml::from_str::<Config>("[store]\nbackend = \"mysql\"").is_err());
+        let full = parse("[store]\nbackend = \"postgres\"\npostgres_url = \"host=/tmp\"");
+        if cfg!(feature = "postgres") {
+            let url = "host=/tmp".to_string();
+            assert_eq!(full.unwrap().store, StoreLocation::Postgres(url));
+        } else {
+            assert!(full.unwrap_err().to_string().contains("built without"));
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod import;
 mod netconfig;
 mod node;
 mod output;
+mod store;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;

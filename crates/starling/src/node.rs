@@ -1,6 +1,7 @@
 //! `starling run`: opens the store, builds the node core and the client API, serves until
 //! Ctrl-C or SIGTERM, then shuts down in order: stop accepting, end sessions, finish
-//! queued writes, checkpoint the database.
+//! queued writes, checkpoint the database. The store is SQLite or PostgreSQL as
+//! `[store]` in config.toml says ([`NodeStore`]).
 
 use std::io::Write;
 use std::sync::atomic::AtomicUsize;
@@ -12,7 +13,7 @@ use starling_api::{ApiState, WebState};
 use starling_core::{EventBus, Ingest};
 use starling_net::{NetNode, Network, NodeParts};
 use starling_proto::{Timestamp, ToBech32};
-use starling_store::{EventStore, SqliteStore, StoreOptions};
+use starling_store::{EventStore, StoreOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -21,6 +22,7 @@ use crate::args::RunArgs;
 use crate::config::Config;
 use crate::datadir::{DataDir, OwnerKey};
 use crate::netconfig::NetworkFlags;
+use crate::store::NodeStore;
 
 /// How long open connections get to finish after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -50,7 +52,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_bytes: settings.max_bytes,
         protected_authors: vec![owner_pk],
     };
-    let store = Arc::new(SqliteStore::open(&dir.events_db(), options)?);
+    let opened = NodeStore::open(&dir, &settings.store, options).await?;
+    let store = opened.shared();
     let bus = EventBus::new();
     let ingest = Arc::new(Ingest::new(
         store.clone(),
@@ -136,7 +139,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(net) = net {
         net.stop().await;
     }
-    store.shutdown().await;
+    opened.shutdown().await;
     let _ = std::fs::remove_file(dir.api_addr());
     info!("stopped cleanly");
     Ok(())
@@ -229,7 +232,7 @@ pub async fn wait_for_signal() {
 }
 
 /// Removes expired events every `every_secs` until shutdown.
-async fn expire_loop(store: Arc<SqliteStore>, every_secs: u64, shutdown: CancellationToken) {
+async fn expire_loop(store: Arc<dyn EventStore>, every_secs: u64, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(every_secs));
     loop {
         tokio::select! {
