@@ -70,6 +70,9 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await?;
+    // Quiet the "already exists, skipping" notices of every start after the first.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
     tx.batch_execute(SCHEMA).await?;
     let version: Option<i64> = tx
         .query_opt(
