@@ -1,6 +1,6 @@
 //! `starling run` with `[store] backend = "postgres"`: an event published over the relay
 //! is acknowledged, read back, lands in the PostgreSQL database (and no SQLite file is
-//! made), and is still there after a restart. Compiled only with the `postgres-e2e`
+//! made), `starling export` reads it from there, and it is still there after a restart. Compiled only with the `postgres-e2e`
 //! feature; needs the server named by `STARLING_TEST_POSTGRES`, which `scripts/test`
 //! starts for its `postgres` stage. The node works in a fresh schema, dropped at the end.
 
@@ -131,6 +131,18 @@ async fn a_node_on_postgres_stores_and_serves_events() {
     );
     let stored = admin(&format!("SELECT count(*) FROM {schema}.event")).await;
     assert_eq!(stored, vec![1], "the event is not in PostgreSQL");
+
+    let export = Command::new(BIN)
+        .args(["export", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "export failed: {export:?}");
+    let exported = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(
+        exported.lines().collect::<Vec<_>>(),
+        vec![serde_json::to_string(&event).unwrap()]
+    );
 
     let (node, api) = run(&dir);
     let mut relay = RelayClient::connect(&api).await;
