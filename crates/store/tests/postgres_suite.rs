@@ -116,3 +116,43 @@ async fn events_survive_reopening() {
     assert_eq!(store.stats().await.unwrap().events, 1);
     store.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failing_save_does_not_sink_the_others() {
+    let schema = Schema::create().await;
+    let store = PostgresStore::open_with(schema.config(), StoreOptions::default())
+        .await
+        .unwrap();
+    admin(&format!(
+        "CREATE FUNCTION {s}.refuse_boom() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.json LIKE '%boom%' THEN RAISE EXCEPTION 'boom refused'; END IF;
+              RETURN NEW; END $$;
+         CREATE TRIGGER refuse_boom BEFORE INSERT ON {s}.event
+           FOR EACH ROW EXECUTE FUNCTION {s}.refuse_boom();",
+        s = schema.name
+    ))
+    .await;
+    let keys = Keys::generate();
+    let events: Vec<_> = ["one", "boom", "three"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| event(&keys, 1, c, 100 + i as u64, vec![]))
+        .collect();
+    let mut saves = rendered(&events).into_iter().map(|e| store.save(e));
+    // Sent together, so that the writer most likely takes them in one batch.
+    let (one, boom, three) = tokio::join!(
+        saves.next().unwrap(),
+        saves.next().unwrap(),
+        saves.next().unwrap()
+    );
+    assert_eq!(one.unwrap(), starling_store::SaveOutcome::Stored);
+    assert!(boom.is_err(), "the refused event was acknowledged");
+    assert_eq!(three.unwrap(), starling_store::SaveOutcome::Stored);
+    let kept = store
+        .query(vec![Filter::new().author(keys.public_key())])
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![events[2].clone(), events[0].clone()]);
+    assert_eq!(store.stats().await.unwrap().events, 2);
+    store.shutdown().await;
+}
