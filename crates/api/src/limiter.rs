@@ -35,7 +35,7 @@ pub struct RateConfig {
     pub exempt_loopback: bool,
     /// Most WebSocket connections at once.
     pub max_connections: usize,
-    /// Most WebSocket connections from one IP address (loopback not counted).
+    /// Most WebSocket connections from one IP address (not counted for exempt loopback).
     pub max_connections_per_ip: usize,
     /// Most bytes of EVENTs one connection has waiting to be stored.
     pub max_pending_bytes: usize,
@@ -125,7 +125,7 @@ impl Limiter {
                 self.config.max_connections
             ));
         }
-        if let Some(ip) = ip.filter(|ip| !ip.is_loopback()) {
+        if let Some(ip) = ip.filter(|_| slot.limited) {
             let mut per_ip = self.per_ip.lock().expect("per-ip lock");
             let n = per_ip.entry(ip).or_insert(0);
             if *n >= self.config.max_connections_per_ip {
@@ -231,6 +231,33 @@ impl ConnSlot {
                 .lock()
                 .expect("bucket lock")
                 .charge(&ip, extra, now);
+        }
+    }
+
+    /// The client sent a message that could not be read. It costs what a refused EVENT
+    /// costs; `Err` when the connection is over budget (the answer is then a
+    /// `rate-limited:` notice rather than the parse error).
+    pub fn malformed(&mut self) -> Result<(), &'static str> {
+        if !self.limited {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let l = &self.limiter;
+        let cost = f64::from(l.config.refused_event_cost.max(1));
+        let within = self.events.take(&l.config.connection_events, cost, now);
+        if !within {
+            self.events.charge(&l.config.connection_events, cost, now);
+        }
+        if let Some(ip) = self.ip {
+            l.ip_events
+                .lock()
+                .expect("bucket lock")
+                .charge(&ip, cost, now);
+        }
+        if within {
+            Ok(())
+        } else {
+            Err(RATE_LIMITED)
         }
     }
 

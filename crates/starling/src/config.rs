@@ -172,7 +172,8 @@ max_future_secs = {max_future_secs}
 # REST routes). `per_sec = 0` turns a bucket off.
 # Clients on loopback (this machine: the owner's own) skip the buckets, not the caps.
 exempt_loopback = {exempt_loopback}
-# Most WebSocket connections at once, and from one IP address.
+# Most WebSocket connections at once, and from one IP address (exempt loopback
+# clients are not counted per IP).
 max_connections = {max_connections}
 max_connections_per_ip = {max_connections_per_ip}
 # Most bytes of EVENTs one connection may have waiting to be stored; past it the node

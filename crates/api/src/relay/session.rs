@@ -164,10 +164,13 @@ impl<O: Sink<String> + Unpin> Session<O> {
             Err(MessageError::BadSubscription { sub_id, reason }) => {
                 self.send(RelayMessage::Closed(&sub_id, &reason)).await
             }
-            Err(e) => {
-                self.send(RelayMessage::Notice(&format!("error: {e}")))
-                    .await
-            }
+            Err(e) => match self.slot.malformed() {
+                Ok(()) => {
+                    self.send(RelayMessage::Notice(&format!("error: {e}")))
+                        .await
+                }
+                Err(reason) => self.send(RelayMessage::Notice(reason)).await,
+            },
         }
     }
 
