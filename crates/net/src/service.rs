@@ -261,9 +261,9 @@ impl Service {
         for json in &events {
             let policy = &self.policy;
             let peeked = Peeked::read(json);
-            let kept = match &peeked {
+            let (kept, full) = match &peeked {
                 Some(p) => self.kept_keys(p, &mut quota).await,
-                None => HashSet::new(),
+                None => Default::default(),
             };
             let result = self
                 .ingest
@@ -272,6 +272,12 @@ impl Service {
                         if kept.contains(&e.pubkey) || tagged_pubkeys(e).any(|p| kept.contains(&p))
                         {
                             Ok(())
+                        } else if full {
+                            Err(format!(
+                                "this node keeps this user's events as a home-set member, but \
+                                 its quota of {} events is full",
+                                self.holdings.quota()
+                            ))
                         } else {
                             Err(reason)
                         }
@@ -363,16 +369,18 @@ impl Service {
     /// Which of the keys an event names (author, `p` tags) this node takes events for as
     /// a home-set member: the author while under quota, any tagged user while their inbox
     /// (replies, mentions, reactions, gift wraps) is under the same quota.
-    /// Empty when the owner's own policy takes the event anyway.
+    /// Empty when the owner's own policy takes the event anyway. The flag says whether
+    /// some key was refused only because its quota is full (for the refusal's reason).
     async fn kept_keys(
         &self,
         peeked: &Peeked,
         quota: &mut HashMap<PublicKey, bool>,
-    ) -> HashSet<PublicKey> {
+    ) -> (HashSet<PublicKey>, bool) {
         let mut kept = HashSet::new();
+        let mut full = false;
         let author = peeked.author;
         if self.policy.allows(&author, peeked.tagged.iter().copied()) {
-            return kept;
+            return (kept, full);
         }
         if self.holdings.accepts(&author, true).await {
             let under = match quota.get(&author) {
@@ -385,17 +393,20 @@ impl Service {
             };
             if under {
                 kept.insert(author);
+            } else {
+                full = true;
             }
         }
         for &pk in &peeked.tagged {
-            if !kept.contains(&pk)
-                && self.holdings.accepts(&pk, true).await
-                && self.holdings.inbox_within_quota(&pk).await
-            {
-                kept.insert(pk);
+            if !kept.contains(&pk) && self.holdings.accepts(&pk, true).await {
+                if self.holdings.inbox_within_quota(&pk).await {
+                    kept.insert(pk);
+                } else {
+                    full = true;
+                }
             }
         }
-        kept
+        (kept, full)
     }
 
     /// Notes the held authors and inboxes a newly stored event belongs to.
