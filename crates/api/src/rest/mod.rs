@@ -92,6 +92,7 @@ async fn publish(
                 IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
                 IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
                 IngestError::Superseded => StatusCode::CONFLICT,
+                IngestError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 IngestError::Store(_) | IngestError::Delivery(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
