@@ -24,9 +24,9 @@ from starling_harness import (REPORT_LINES, RawRelay, StarlingNode, check_store_
 
 TRIALS = int(os.environ.get("STARLING_KILL_TRIALS", "20"))
 BACKLOG = 1500          # A's posts before B follows
-LIVE_MAX = 2000         # A's posts while B is being killed, at most (REQ limit is 5000)
+PER_TRIAL = 120         # A's posts during each trial (in all at most 5000, a REQ's limit)
 LIVE_BATCH = 20         # posts per publishing round
-LIVE_PAUSE = 0.25       # seconds between rounds
+LIVE_PAUSE = 0.2        # seconds between rounds
 KILL_AFTER = (0.3, 2.0) # seconds B runs before the SIGKILL
 CONVERGE = 120          # seconds B gets to hold all of A's events at the end
 CHUNK = 1000            # ids per verification REQ
@@ -82,22 +82,26 @@ async def missing_on(url: str, ids: set[str]) -> list[str]:
 
 
 class Publisher(threading.Thread):
-    """A's owner posting LIVE_BATCH notes every LIVE_PAUSE seconds, up to LIVE_MAX, on
-    its own thread and event loop while the test kills B."""
+    """A's owner posting LIVE_BATCH notes every LIVE_PAUSE seconds on its own thread and
+    event loop while the test kills B, PER_TRIAL for each trial the test starts (so every
+    trial has traffic, however slow the machine)."""
 
     def __init__(self, url: str, keys):
         super().__init__(daemon=True)
         self.url, self.keys = url, keys
         self.stop = threading.Event()
+        self.allowed = 0
         self.published = 0
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            while not self.stop.is_set() and self.published < LIVE_MAX:
-                batch = [sign(self.keys, 1, f"live post {self.published + i}") for i in range(LIVE_BATCH)]
-                asyncio.run(asyncio.wait_for(publish_all(self.url, batch), 30))
-                self.published += len(batch)
+            while not self.stop.is_set():
+                n = min(LIVE_BATCH, self.allowed - self.published)
+                if n > 0:
+                    batch = [sign(self.keys, 1, f"live post {self.published + i}") for i in range(n)]
+                    asyncio.run(asyncio.wait_for(publish_all(self.url, batch), 30))
+                    self.published += n
                 self.stop.wait(LIVE_PAUSE)
         except BaseException as e:  # noqa: BLE001 - reported by the test
             self.error = e
@@ -128,6 +132,7 @@ def test_kill9_during_sync_keeps_what_b_stored_and_converges(request, tmp_path):
         held_before = 0
         for number in range(TRIALS):
             kill_after = rng.uniform(*KILL_AFTER)
+            publisher.allowed += PER_TRIAL
             time.sleep(kill_after)
             # What B returns now is stored (committed): it must outlive the kill.
             seen = run(ids_of(b.url, a_owner.hex), timeout=60)
@@ -145,9 +150,14 @@ def test_kill9_during_sync_keeps_what_b_stored_and_converges(request, tmp_path):
             assert publisher.error is None, f"A's publisher failed: {publisher.error!r}"
         assert held_before > 0, "B never received any of A's events while being killed"
 
+        deadline = time.monotonic() + 60
+        while publisher.published < publisher.allowed and publisher.error is None:
+            assert time.monotonic() < deadline, "A's publisher did not finish"
+            time.sleep(0.2)
         publisher.stop.set()
         publisher.join(60)
         assert publisher.error is None, f"A's publisher failed: {publisher.error!r}"
+        assert publisher.published == TRIALS * PER_TRIAL
         on_a = run(ids_of(a.url, a_owner.hex), timeout=60)
         assert len(on_a) == BACKLOG + publisher.published, "A does not hold all its own posts"
         converge_start = time.monotonic()
