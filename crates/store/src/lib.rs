@@ -70,11 +70,15 @@ pub enum StoreError {
     Sqlite(rusqlite::Error),
     /// The disk holding the store has no room left (SQLite's `SQLITE_FULL`). Nothing of
     /// the failed write was kept; writes succeed again once space is freed.
-    #[error("storage full: no space left on the disk holding the store, nothing was written ({0})")]
+    #[error(
+        "storage full: no space left on the disk holding the store, nothing was written ({0})"
+    )]
     Full(String),
     /// The operating system failed a read or write of the store's files (SQLite's
     /// `SQLITE_IOERR`). Nothing of the failed write was kept.
-    #[error("storage I/O error: the store's files could not be written, nothing was written ({0})")]
+    #[error(
+        "storage I/O error: the store's files could not be written, nothing was written ({0})"
+    )]
     Io(String),
     /// The batch a write was part of failed and was rolled back.
     #[error("the write failed and was rolled back: {0}")]

@@ -283,7 +283,10 @@ impl OutboxTask {
         }
         for (key, reason) in refused {
             warn!(%target, id = %key.0, %reason, "recipient refused the event; giving up");
-            db::log_failed_write(self.db.give_up(vec![key], reason).await, "mark rows given up");
+            db::log_failed_write(
+                self.db.give_up(vec![key], reason).await,
+                "mark rows given up",
+            );
         }
         for (row, reason) in again {
             self.reschedule(vec![row], reason).await;
@@ -333,10 +336,7 @@ impl OutboxTask {
         if !expired.is_empty() {
             warn!(events = expired.len(), %reason, "undelivered for too long; giving up");
             let reason = format!("gave up after {:?}: {reason}", self.settings.give_up);
-            db::log_failed_write(
-                self.db.give_up(expired, reason).await,
-                "mark rows given up",
-            );
+            db::log_failed_write(self.db.give_up(expired, reason).await, "mark rows given up");
         }
         if !keys.is_empty() {
             db::log_failed_write(self.db.retry(keys, next, reason).await, "reschedule rows");
