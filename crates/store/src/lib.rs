@@ -75,9 +75,9 @@ pub enum StoreError {
     )]
     Full(String),
     /// The operating system failed a read or write of the store's files (SQLite's
-    /// `SQLITE_IOERR`). Nothing of the failed write was kept.
+    /// `SQLITE_IOERR`). Nothing of a failed write was kept.
     #[error(
-        "storage I/O error: the store's files could not be written, nothing was written ({0})"
+        "storage I/O error: the operating system failed a read or write of the store's files ({0})"
     )]
     Io(String),
     /// The batch a write was part of failed and was rolled back.
