@@ -2,9 +2,10 @@
 so root only) that also holds a filler file. Owner posts of about 48 KiB are published
 until the disk is full. Then: refused posts get OK false with "error: storage full" (and
 POST /publish HTTP 507 with the same words), not a raw SQLite message; the node stays up
-and serves reads; its databases pass integrity_check. Once the filler is deleted, posts
-are accepted again without a restart. Finally the node is restarted and every post it
-acknowledged is there."""
+and serves reads; its databases pass integrity_check. Once the filler is deleted and the
+disk grown, posts are accepted again without a restart, and owner events that outbox.db
+refused to queue while full (with these sizes it fills before events.db does) are queued.
+Finally the node is restarted and every post it acknowledged is there."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from starling_harness import (REPORT_LINES, FLUTTER_HEADERS, RawRelay, StarlingN
                               check_store_files, http_request, init_node, keygen, run, sign)
 
 SIZE = "16m"
-FILLER = 5 * 1024 * 1024   # bytes written beside the data dir, deleted to free space
+GROWN = "32m"              # the size the disk is grown to after the filler is deleted
+FILLER = 3 * 1024 * 1024   # bytes written beside the data dir, deleted to free space
 BODY = 48 * 1024           # content bytes per post (the event limit is 64 KiB)
 MAX_POSTS = 1000           # a hard bound: 16 MiB holds far fewer such posts
 FULL_AFTER = 8             # consecutive refusals that mean "full"
@@ -133,8 +135,11 @@ def test_full_disk_refuses_writes_clearly_and_recovers(request, tmp_path):
         assert status.status == 200, status.body[:300]
         check_store_files(data)
 
-        # Space returns: new posts are accepted again, without a restart.
+        # Space returns (the filler goes, the disk grows): new posts are accepted again,
+        # without a restart.
         filler.unlink()
+        subprocess.run(["mount", "-o", f"remount,size={GROWN}", str(mnt)], check=True,
+                       capture_output=True, timeout=30)
         after = [note(keys, 20_000 + i) for i in range(AFTER_FREEING)]
 
         async def publish_after():
@@ -151,8 +156,8 @@ def test_full_disk_refuses_writes_clearly_and_recovers(request, tmp_path):
         log = node.log_path.read_text(errors="replace")
         assert "storage full: refusing writes" in log, "the node did not log the full disk"
         assert "writes resume" in log, "the node did not log that writes resumed"
-        # outbox.db filled up too (it keeps a copy of each owner event for the home set):
-        # what it refused is queued again once there is room, without a restart.
+        # outbox.db may have filled up too (it keeps a copy of each owner event for the
+        # home set): what it refused is queued again once there is room, without a restart.
         requeued = "queued the owner's events that outbox.db refused before"
         deadline = time.monotonic() + 30
         outbox_refused = "cannot queue an event for delivery" in log
@@ -172,7 +177,8 @@ def test_full_disk_refuses_writes_clearly_and_recovers(request, tmp_path):
         REPORT_LINES.append(
             f"full disk ({SIZE} tmpfs, {BODY // 1024} KiB posts): {len(acked) - AFTER_FREEING} "
             f"accepted, then {len(refusals)} refused with 'error: storage full' "
-            f"({sent} sent, {free_when_full // 1024} KiB left free); with "
+            f"({sent} sent, {free_when_full // 1024} KiB left free); outbox.db refused "
+            f"{log.count('cannot queue an event')} times and queued them later; with "
             f"{freed // 1024} KiB free again all {AFTER_FREEING} new posts accepted without a "
             f"restart; all {len(acked)} present after a restart ({elapsed:.0f}s)")
     finally:
