@@ -59,8 +59,22 @@ pub enum IngestError {
     Superseded,
     #[error("blocked: this event was deleted by its author")]
     Deleted,
+    /// The node's disk is full: the event was not stored (and is not acknowledged); the
+    /// client may send it again once the operator has freed space.
+    #[error("error: storage full: the node's disk has no space left, the event was not stored; try again later")]
+    StorageFull(#[source] StoreError),
     #[error("error: could not store the event: {0}")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        if e.is_full() {
+            Self::StorageFull(e)
+        } else {
+            Self::Store(e)
+        }
+    }
 }
 
 /// Submissions counted since the node started, for `/metrics`.
@@ -196,13 +210,10 @@ impl Ingest {
                 .zip(valid)
                 .map(|(o, e)| self.announce(o, e))
                 .collect::<Vec<_>>(),
-            Err(e) => {
-                let msg = e.to_string();
-                valid
-                    .iter()
-                    .map(|_| Err(IngestError::Store(StoreError::Corrupt(msg.clone()))))
-                    .collect()
-            }
+            Err(e) => valid
+                .iter()
+                .map(|_| Err(IngestError::from(e.for_waiter())))
+                .collect(),
         }
         .into_iter();
         let results: Vec<_> = results

@@ -120,7 +120,10 @@ impl Holdings {
     pub async fn release(&self, author: &PublicKey) {
         if self.lock().remove(author) {
             info!(%author, "no longer in this author's home set");
-            let _ = self.db.set_held(author.to_hex(), false, 0).await;
+            crate::outbox::db::log_failed_write(
+                self.db.set_held(author.to_hex(), false, 0).await,
+                "forget a held author",
+            );
         }
     }
 

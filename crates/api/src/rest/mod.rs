@@ -106,6 +106,7 @@ async fn publish(
                 IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
                 IngestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 IngestError::Superseded => StatusCode::CONFLICT,
+                IngestError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 IngestError::Store(_) | IngestError::Delivery(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
