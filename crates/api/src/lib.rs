@@ -8,6 +8,7 @@
 //! The status routes and the web client's serve only the owner: requests from loopback,
 //! or from other devices with a login session (see [`web`]'s access rule).
 
+pub mod limiter;
 mod metrics;
 mod nip11;
 mod relay;
@@ -28,6 +29,7 @@ use starling_store::EventStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use limiter::{ConnSlot, Limiter, RateConfig};
 pub use relay::run_session;
 pub use status::NodeStatus;
 pub use web::WebState;
@@ -52,6 +54,8 @@ pub struct ApiState {
     pub remote: Option<Arc<dyn Remote>>,
     /// The web client: its files, signing key and login sessions.
     pub web: WebState,
+    /// Rate limits and connection caps for clients.
+    pub limiter: Arc<Limiter>,
 }
 
 /// How long a query for authors the node has never seen waits for the network.

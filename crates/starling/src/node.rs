@@ -106,13 +106,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|n| n.remote.clone() as Arc<dyn starling_core::Remote>),
         web,
+        limiter: starling_api::Limiter::new(settings.rate.clone()),
     });
 
     let listener = TcpListener::bind(settings.api_listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
     let addr = listener.local_addr()?;
-    std::fs::write(dir.api_addr(), addr.to_string())?;
+    // Only the CLI's convenience: a node whose disk is full still serves.
+    if let Err(e) = std::fs::write(dir.api_addr(), addr.to_string()) {
+        warn!(error = %e, path = %dir.api_addr().display(),
+            "cannot write the API address file; CLI commands then need --api {addr}");
+    }
     let p2p = match &net {
         Some(n) => Some(p2p_line(n.network()).await),
         None => None,

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
+use tracing::debug;
 
+use crate::limiter::ConnSlot;
 use crate::{nip11, ApiState};
 
 pub use session::run_session;
@@ -29,12 +31,20 @@ pub async fn root(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ip = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip());
     if let Ok(ws) = ws {
+        let slot = match state.limiter.admit(ip) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                debug!(?ip, %reason, "connection refused");
+                return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+            }
+        };
         let max = state.limits.max_message_bytes;
         return ws
             .max_message_size(max)
             .max_frame_size(max)
-            .on_upgrade(move |socket| serve_socket(socket, state));
+            .on_upgrade(move |socket| serve_socket(socket, state, slot));
     }
     let wants_nip11 = headers
         .get(header::ACCEPT)
@@ -51,7 +61,7 @@ pub async fn root(
 }
 
 /// Adapts an axum WebSocket to the text streams a session works on.
-async fn serve_socket(socket: WebSocket, state: Arc<ApiState>) {
+async fn serve_socket(socket: WebSocket, state: Arc<ApiState>, slot: ConnSlot) {
     let (sink, stream) = socket.split();
     let incoming = stream
         .take_while(|m| {
@@ -66,5 +76,5 @@ async fn serve_socket(socket: WebSocket, state: Arc<ApiState>) {
         });
     let outgoing = sink
         .with(|text: String| std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
-    run_session(Box::pin(incoming), Box::pin(outgoing), state).await;
+    run_session(Box::pin(incoming), Box::pin(outgoing), state, slot).await;
 }

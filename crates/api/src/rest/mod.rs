@@ -6,15 +6,16 @@
 mod msgpack;
 mod req;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use starling_core::{IngestError, Origin};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -51,6 +52,16 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .layer(private_network)
 }
 
+/// The client's address, when the server was started with connection info.
+pub(crate) fn peer_ip(peer: &Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<IpAddr> {
+    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
+}
+
+/// A rate limit's refusal as `429 Too Many Requests`.
+fn rate_limit(verdict: Result<(), &'static str>) -> Result<(), RestError> {
+    verdict.map_err(|reason| RestError(StatusCode::TOO_MANY_REQUESTS, reason.into()))
+}
+
 pub async fn not_found() -> RestError {
     RestError(StatusCode::NOT_FOUND, "no such route".into())
 }
@@ -77,9 +88,11 @@ fn require_json(headers: &HeaderMap) -> Result<(), RestError> {
 
 async fn publish(
     State(state): State<Arc<ApiState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, RestError> {
+    rate_limit(state.limiter.http_events(peer_ip(&peer), 1))?;
     require_json(&headers)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| RestError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
@@ -91,7 +104,9 @@ async fn publish(
                 IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
                 IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
                 IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
+                IngestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 IngestError::Superseded => StatusCode::CONFLICT,
+                IngestError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 IngestError::Store(_) | IngestError::Delivery(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }

@@ -57,6 +57,7 @@ pub fn node_signing(limits: Limits, signs: bool) -> Node {
         subscriptions: AtomicUsize::new(0),
         remote: None,
         web: WebState::new(signs.then(|| owner.clone()), Some(LOGIN_TOKEN)),
+        limiter: starling_api::Limiter::new(starling_api::RateConfig::default()),
     });
     Node {
         state,

@@ -294,7 +294,7 @@ fn answer<T>(
 ) {
     let sent = match (failure, outcomes.pop_front()) {
         (None, Some(outcome)) => outcome,
-        (Some(e), _) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+        (Some(e), _) => Err(e.for_waiter()),
         (None, None) => Err(StoreError::Corrupt("the writer lost an outcome".into())),
     };
     let _ = reply.send(sent);
