@@ -3,6 +3,7 @@
 //! [`Config::validate`] turns it into the [`Settings`] that are passed down.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,14 @@ pub struct ApiConfig {
     pub listen: String,
     /// The name in the relay's NIP-11 document.
     pub name: String,
+    /// TLS certificate chain (PEM), relative to the data directory unless absolute.
+    /// Required, with `tls_key`, when `listen` is not a loopback address.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM), relative to the data directory unless absolute.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain http/ws on a non-loopback address: only for a TLS-terminating reverse
+    /// proxy in front of the node. Other machines must still authenticate to write.
+    pub insecure_plaintext: bool,
 }
 
 impl Default for ApiConfig {
@@ -35,8 +44,22 @@ impl Default for ApiConfig {
         Self {
             listen: "127.0.0.1:7777".into(),
             name: "starling".into(),
+            tls_cert: None,
+            tls_key: None,
+            insecure_plaintext: false,
         }
     }
+}
+
+/// How the API is served: decided from `[api]` by [`Settings::api_transport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiTransport {
+    /// Plain http/ws on a loopback address: only this machine can reach it.
+    Loopback,
+    /// https/wss with this certificate chain and key (PEM files).
+    Tls { cert: PathBuf, key: PathBuf },
+    /// Plain http/ws for a TLS-terminating reverse proxy (`insecure_plaintext = true`).
+    BehindProxy,
 }
 
 /// `[store]`: the embedded database.
@@ -63,6 +86,9 @@ impl Default for StoreConfig {
 pub struct Settings {
     pub api_listen: SocketAddr,
     pub name: String,
+    /// `[api]`'s TLS fields, checked against the address by [`Settings::api_transport`].
+    pub api_tls: (Option<PathBuf>, Option<PathBuf>),
+    pub api_insecure_plaintext: bool,
     pub max_bytes: Option<u64>,
     pub expire_every_secs: u64,
     pub limits: Limits,
@@ -98,6 +124,8 @@ impl Config {
         Ok(Settings {
             api_listen,
             name: self.api.name,
+            api_tls: (self.api.tls_cert, self.api.tls_key),
+            api_insecure_plaintext: self.api.insecure_plaintext,
             max_bytes: (self.store.max_bytes > 0).then_some(self.store.max_bytes),
             expire_every_secs: self.store.expire_every_secs.max(1),
             limits: self.limits,
@@ -106,6 +134,8 @@ impl Config {
     }
 
     /// The commented config file `starling init` writes, showing every default.
+    ///
+    /// (Its `[api]` TLS lines are comments: a loopback API needs none.)
     pub fn template(api_listen: &str) -> String {
         let d = Self::default();
         let l = &d.limits;
@@ -117,11 +147,25 @@ impl Config {
 # Address of the client API: the NIP-01 relay (ws://), NostrP2P's REST routes
 # (POST /publish, POST /req), GET /api/status and the web client (http://ADDR/).
 # Keep it on loopback (127.0.0.1) unless you mean to expose your node to other
-# machines; they then must log in to the web client and the status routes with the
-# token in web.token (or a NIP-07 signer holding your key).
+# machines. Exposed, the node serves https:// and wss:// (see tls_cert below), and
+# other machines must prove they are you: log in to the web client and the status
+# routes with the token in web.token (or a NIP-07 signer holding your key),
+# authenticate (NIP-42) as you before the relay takes their events, and send the token
+# as `Authorization: Bearer TOKEN` to POST /publish. Public reads stay open to anyone.
 listen = "{api_listen}"
 # The relay's name in its NIP-11 information document.
 name = "{name}"
+# TLS certificate chain and private key (PEM files; relative paths are taken from the
+# data directory). Required when listen is not a loopback address.
+# `starling tls-cert --host NAME_OR_IP` writes a self-signed pair to tls/cert.pem and
+# tls/key.pem and prints its fingerprint; a certificate from a public CA (e.g. Let's
+# Encrypt) works with every client without further steps.
+# tls_cert = "tls/cert.pem"
+# tls_key = "tls/key.pem"
+# Serve plain http:// and ws:// on a non-loopback address anyway. Only for a reverse
+# proxy in front of the node that terminates TLS; it must pass the Host header or add
+# X-Forwarded-For, so that the node knows its requests come from other machines.
+insecure_plaintext = false
 
 [store]
 # Upper bound on the stored events' size (their JSON). Past it the oldest events of
@@ -170,6 +214,40 @@ max_future_secs = {max_future_secs}
     }
 }
 
+impl Settings {
+    /// How to serve the API at `api_listen`; `data_dir` anchors relative TLS paths. A
+    /// non-loopback address needs TLS or `insecure_plaintext`, or the node refuses to start.
+    pub fn api_transport(&self, data_dir: &Path) -> anyhow::Result<ApiTransport> {
+        let anchor = |p: &PathBuf| data_dir.join(p);
+        match (&self.api_tls, self.api_insecure_plaintext) {
+            ((Some(_), None) | (None, Some(_)), _) => {
+                bail!("[api] tls_cert and tls_key go together: set both (PEM files) or neither")
+            }
+            ((Some(_), Some(_)), true) => bail!(
+                "[api] insecure_plaintext = true contradicts tls_cert and tls_key: \
+                 remove one or the other"
+            ),
+            ((Some(cert), Some(key)), false) => Ok(ApiTransport::Tls {
+                cert: anchor(cert),
+                key: anchor(key),
+            }),
+            ((None, None), true) => Ok(ApiTransport::BehindProxy),
+            ((None, None), false) if self.api_listen.ip().is_loopback() => {
+                Ok(ApiTransport::Loopback)
+            }
+            ((None, None), false) => bail!(
+                "the API address {addr} is not a loopback address, so other machines could \
+                 reach your node: it must serve TLS. Set tls_cert and tls_key (PEM files) \
+                 in the [api] section of {config} (`starling tls-cert --host NAME_OR_IP` \
+                 makes a self-signed pair), or set insecure_plaintext = true there if a \
+                 reverse proxy in front terminates TLS, or listen on 127.0.0.1",
+                addr = self.api_listen,
+                config = data_dir.join("config.toml").display(),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +273,54 @@ mod tests {
         assert!(settings.api_listen.ip().is_loopback());
         let parsed: Config = toml::from_str(&Config::template("127.0.0.1:7777")).unwrap();
         assert!(parsed.validate(None).unwrap().api_listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn an_exposed_api_needs_tls_or_an_explicit_proxy_setting() {
+        let dir = Path::new("/data");
+        let exposed = |api: ApiConfig| {
+            Config {
+                api,
+                ..Config::default()
+            }
+            .validate(Some("10.0.0.1:7777"))
+            .unwrap()
+            .api_transport(dir)
+        };
+        let err = exposed(ApiConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(
+            err.contains("tls_cert") && err.contains("insecure_plaintext"),
+            "{err}"
+        );
+        let with_tls = ApiConfig {
+            tls_cert: Some("tls/cert.pem".into()),
+            tls_key: Some("/etc/key.pem".into()),
+            ..ApiConfig::default()
+        };
+        assert_eq!(
+            exposed(with_tls.clone()).unwrap(),
+            ApiTransport::Tls {
+                cert: "/data/tls/cert.pem".into(),
+                key: "/etc/key.pem".into()
+            }
+        );
+        let proxied = ApiConfig {
+            insecure_plaintext: true,
+            ..ApiConfig::default()
+        };
+        assert_eq!(exposed(proxied).unwrap(), ApiTransport::BehindProxy);
+        let both = ApiConfig {
+            insecure_plaintext: true,
+            ..with_tls
+        };
+        assert!(exposed(both).is_err());
+        let half = ApiConfig {
+            tls_cert: Some("cert.pem".into()),
+            ..ApiConfig::default()
+        };
+        assert!(exposed(half).unwrap_err().to_string().contains("together"));
+        let local = Config::default().validate(None).unwrap();
+        assert_eq!(local.api_transport(dir).unwrap(), ApiTransport::Loopback);
     }
 }

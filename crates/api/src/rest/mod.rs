@@ -1,20 +1,23 @@
 //! NostrP2P's REST API, byte-compatible with its Flutter client (see
 //! `shared/NOSTRP2P_COMPAT.md`): `POST /publish` takes a NIP-01 event as JSON, `POST /req`
 //! takes a filter and answers with gzip-compressed msgpack. CORS is open to any origin, as
-//! NostrP2P's was, including Chrome's private-network preflight.
+//! NostrP2P's was, including Chrome's private-network preflight. On an exposed node,
+//! `POST /publish` from another machine needs the login token as a bearer token
+//! ([`crate::exposure`]).
 
 mod msgpack;
 mod req;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use starling_core::{IngestError, Origin};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -77,9 +80,17 @@ fn require_json(headers: &HeaderMap) -> Result<(), RestError> {
 
 async fn publish(
     State(state): State<Arc<ApiState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, RestError> {
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    if !crate::exposure::rest_write_allowed(&state, peer, &headers) {
+        return Err(RestError(
+            StatusCode::UNAUTHORIZED,
+            crate::exposure::REST_AUTH_REQUIRED.into(),
+        ));
+    }
     require_json(&headers)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| RestError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
