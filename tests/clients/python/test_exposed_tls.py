@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gzip
 import json
 import os
 import re
@@ -35,6 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import msgpack
 import nostr_sdk as ns
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -280,7 +282,8 @@ def test_an_exposed_node_serves_tls_and_takes_writes_only_after_auth(exposed_nod
             "no_token": https("/publish", "POST", rest_note, as_json),
             "wrong_token": https("/publish", "POST", rest_note, {**as_json, "Authorization": "Bearer wrong"}),
             "token": https("/publish", "POST", rest_note, {**as_json, "Authorization": f"Bearer {token}"}),
-            "req": https("/req", "POST", {"kinds": [1], "authors": [owner.hex]}, as_json),
+            "req": https("/req", "POST", {"ids": [rest_note["id"]], "authors": [owner.hex], "kinds": [1]},
+                         as_json),
             "status": https("/api/status"),
         }
 
@@ -290,6 +293,8 @@ def test_an_exposed_node_serves_tls_and_takes_writes_only_after_auth(exposed_nod
     assert answers["wrong_token"].status == 401, answers["wrong_token"]
     assert answers["token"].status == 200 and answers["token"].json() == {"Status": "SUCCESS"}, answers["token"]
     assert answers["req"].status == 200, answers["req"]
+    evts = msgpack.unpackb(gzip.decompress(answers["req"].body), raw=False)["Evts"]
+    assert [e["Id"].hex() for e in evts] == [rest_note["id"]], evts
     assert answers["status"].status == 401, answers["status"]
 
 
