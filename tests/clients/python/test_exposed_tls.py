@@ -13,14 +13,20 @@ client namespace (setns(2) is per thread) and checks:
 * REST POST /publish needs the login token as a bearer token (401 without it); POST /req
   stays open; the owner-only status route answers 401.
 
-Needs root and `ip` (CI runs as root); skipped with the reason otherwise. A second test,
-needing neither, checks that a non-loopback API address without TLS is refused at start-up
-with an error that names what to configure.
+A second node, with `insecure_plaintext = true` (as behind a TLS-terminating proxy),
+checks that nostr-sdk (whose TLS trusts only the public CAs, so not a self-signed
+certificate) is refused with `auth-required:` under a stranger's key and answers the AUTH
+challenge and gets its event taken under the owner's.
+
+These need root and `ip` (CI runs as root); skipped with the reason otherwise. A last
+test, needing neither, checks that a non-loopback API address without TLS is refused at
+start-up with an error that names what to configure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gzip
 import json
@@ -30,6 +36,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -48,6 +55,7 @@ NODE_IP = "10.78.0.1"
 CLIENT_IP = "10.78.0.2"
 PORT = 7443
 URL = f"wss://{NODE_IP}:{PORT}"
+PLAIN_URL = f"ws://{NODE_IP}:{PORT}"
 BASE = f"https://{NODE_IP}:{PORT}"
 CLONE_NEWNET = 0x40000000
 STEP_TIMEOUT = 30.0
@@ -132,23 +140,29 @@ def cannot_run_reason() -> str | None:
     return None
 
 
-@pytest.fixture
-def exposed_node(tmp_path):
-    """A node in its own namespace on wss://10.78.0.1:7443; yields (owner, data dir, fingerprint)."""
+@contextlib.contextmanager
+def exposed(tmp_path: Path, tls: bool):
+    """A node in its own namespace on 10.78.0.1:7443, over TLS (a `starling tls-cert`
+    certificate) or, with `tls` false, plain text as behind a TLS-terminating proxy
+    (`insecure_plaintext = true`). Yields (owner, data dir, namespaces)."""
     reason = cannot_run_reason()
     if reason:
         pytest.skip(reason)
     owner = keygen()
     data_dir = tmp_path / "exposed-data"
     init_node(data_dir, owner)
-    made = run_cli("tls-cert", "--data-dir", str(data_dir), "--host", NODE_IP)
-    assert made.returncode == 0, made.stderr
-    fingerprint = re.search(r"sha256\s+([0-9A-F:]{95})", made.stdout)
-    assert fingerprint, made.stdout
     config = data_dir / "config.toml"
     text = config.read_text()
-    assert "\n[api]\n" in text, text
-    config.write_text(text.replace("\n[api]\n", '\n[api]\ntls_cert = "tls/cert.pem"\ntls_key = "tls/key.pem"\n', 1))
+    assert "\n[api]\n" in text and "\ninsecure_plaintext = false\n" in text, text
+    if tls:
+        made = run_cli("tls-cert", "--data-dir", str(data_dir), "--host", NODE_IP)
+        assert made.returncode == 0, made.stderr
+        fingerprint = re.search(r"sha256\s+([0-9A-F:]{95})", made.stdout)
+        assert fingerprint, made.stdout
+        text = text.replace("\n[api]\n", '\n[api]\ntls_cert = "tls/cert.pem"\ntls_key = "tls/key.pem"\n', 1)
+    else:
+        text = text.replace("\ninsecure_plaintext = false\n", "\ninsecure_plaintext = true\n", 1)
+    config.write_text(text)
 
     nets = Namespaces()
     proc = None
@@ -161,8 +175,12 @@ def exposed_node(tmp_path):
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, bufsize=1,
             env={**os.environ, "NO_COLOR": "1"})
         banner = wait_for_banner(proc, tmp_path / "exposed.log")
-        assert f"relay   {URL}" in banner, banner
-        assert f"certificate sha256 {fingerprint.group(1)}" in banner, banner
+        if tls:
+            assert f"relay   {URL}" in banner, banner
+            assert f"certificate sha256 {fingerprint.group(1)}" in banner, banner
+        else:
+            assert f"relay   {PLAIN_URL}" in banner, banner
+        assert "publish only after NIP-42 AUTH" in banner, banner
         yield owner, data_dir, nets
     finally:
         if proc is not None and proc.poll() is None:
@@ -174,6 +192,18 @@ def exposed_node(tmp_path):
                 proc.wait(10)
         log.close()
         nets.close()
+
+
+@pytest.fixture
+def exposed_node(tmp_path):
+    with exposed(tmp_path, tls=True) as node:
+        yield node
+
+
+@pytest.fixture
+def proxied_node(tmp_path):
+    with exposed(tmp_path, tls=False) as node:
+        yield node
 
 
 def wait_for_banner(proc: subprocess.Popen, log_path: Path) -> str:
@@ -311,3 +341,41 @@ def test_a_non_loopback_api_without_tls_is_refused_at_start(tmp_path):
     assert "tls_cert" in err and "tls_key" in err and "insecure_plaintext" in err, err
     assert "starling tls-cert" in err, err
     assert "node running" not in res.stdout, res.stdout
+
+
+def sdk_send(nets: Namespaces, url: str, signer: ns.Keys, event: dict) -> dict:
+    """nostr-sdk, with `signer` as its NIP-42 authenticator, sends `event` from the client
+    namespace (exposed_sdk_client.py); its answer."""
+    script = Path(__file__).with_name("exposed_sdk_client.py")
+    cp = subprocess.run(
+        ["ip", "netns", "exec", nets.client, sys.executable, str(script), url,
+         signer.secret_key().to_bech32(), json.dumps(event)],
+        capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    lines = [line for line in cp.stdout.splitlines() if line.startswith("{")]
+    assert cp.returncode == 0 and lines, \
+        f"no answer from nostr-sdk (exit {cp.returncode}): {cp.stdout}\n{cp.stderr[-2000:]}"
+    return json.loads(lines[-1])
+
+
+def test_nostr_sdk_authenticates_when_asked_behind_a_proxy(proxied_node):
+    """insecure_plaintext (a TLS-terminating proxy in front): ws:// on 10.78.0.1, and the
+    same rule: nostr-sdk with a stranger's key is refused with auth-required; with the
+    owner's key it answers the AUTH challenge and its event is taken."""
+    owner, data_dir, nets = proxied_node
+    note = sign(owner.keys, 1, "nostr-sdk from another machine", created_at=int(time.time()) - 5)
+    refused = sdk_send(nets, PLAIN_URL, ns.Keys.generate(), note)
+    assert refused.get("success") == [], refused
+    reasons = list(refused.get("failed", {}).values())
+    assert len(reasons) == 1 and reasons[0].startswith("auth-required:"), refused
+    taken = sdk_send(nets, PLAIN_URL, owner.keys, note)
+    assert taken == {"success": [PLAIN_URL], "failed": {}}, taken
+
+    async def check() -> list:
+        ws = await ws_connect(PLAIN_URL, open_timeout=10, close_timeout=2)
+        relay = RawRelay(ws)
+        try:
+            return await relay.req({"ids": [note["id"]]})
+        finally:
+            await relay.close()
+
+    assert [e["id"] for e in in_namespace(nets.client, check)] == [note["id"]]
