@@ -162,9 +162,10 @@ name = "{name}"
 # Encrypt) works with every client without further steps.
 # tls_cert = "tls/cert.pem"
 # tls_key = "tls/key.pem"
-# Serve plain http:// and ws:// on a non-loopback address anyway. Only for a reverse
-# proxy in front of the node that terminates TLS; it must pass the Host header or add
-# X-Forwarded-For, so that the node knows its requests come from other machines.
+# Behind a reverse proxy that terminates TLS: serve plain http:// and ws:// (on any
+# address, loopback included) and hold the proxy's clients to the rules above. The
+# proxy must pass the Host header or add X-Forwarded-For, so that the node can tell
+# its requests from this machine's own.
 insecure_plaintext = false
 
 [store]

@@ -207,7 +207,7 @@ fn print_banner(dir: &DataDir, owner: &OwnerKey, banner: &Banner) -> anyhow::Res
     if let Some(fingerprint) = &banner.tls {
         writeln!(out, "  tls     certificate sha256 {fingerprint}")?;
     }
-    if banner.exposed || !addr.ip().is_loopback() {
+    if banner.exposed {
         writeln!(
             out,
             "  login   other devices log in with the token in {}",
