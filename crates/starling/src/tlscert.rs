@@ -52,6 +52,9 @@ pub fn write(data_dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<W
     if hosts.is_empty() {
         bail!("name at least one --host: the name or IP address clients will connect to");
     }
+    if let Some(bad) = hosts.iter().find(|h| !is_host(h)) {
+        bail!("--host {bad:?} is neither an IP address nor a DNS name");
+    }
     let tls_dir = data_dir.join("tls");
     let (cert_path, key_path) = (tls_dir.join("cert.pem"), tls_dir.join("key.pem"));
     if !force && (cert_path.exists() || key_path.exists()) {
@@ -60,8 +63,8 @@ pub fn write(data_dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<W
             tls_dir.display()
         );
     }
-    let mut params = CertificateParams::new(hosts.to_vec())
-        .context("a --host is neither an IP address nor a valid DNS name")?;
+    let mut params =
+        CertificateParams::new(hosts.to_vec()).context("a --host cannot go in a certificate")?;
     params
         .distinguished_name
         .push(DnType::CommonName, format!("starling node {}", hosts[0]));
@@ -82,6 +85,24 @@ pub fn write(data_dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<W
         key: key_path,
         fingerprint: starling_api::tls::fingerprint(cert.der()),
     })
+}
+
+/// Whether `host` is an IP address or a DNS name (labels of letters, digits and `-`; a
+/// leading `*.` for a wildcard).
+fn is_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// Writes a file only its owner may read.
@@ -126,5 +147,23 @@ mod tests {
         let again = write(dir.path(), &hosts, true).unwrap();
         assert_ne!(again.fingerprint, written.fingerprint);
         assert!(write(dir.path(), &[], true).is_err());
+        assert!(write(dir.path(), &["bad name!".to_string()], true).is_err());
+    }
+
+    #[test]
+    fn hosts_are_ips_or_dns_names() {
+        for good in [
+            "10.0.0.1",
+            "::1",
+            "localhost",
+            "node.example",
+            "*.example.org",
+            "a-b.c",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in ["", "bad name!", "-a.example", "a..b", "*.", "a_b.example"] {
+            assert!(!is_host(bad), "{bad}");
+        }
     }
 }

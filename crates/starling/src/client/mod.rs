@@ -30,7 +30,8 @@ pub fn api_address(opts: &ClientOpts) -> anyhow::Result<String> {
         return Ok(api.clone());
     }
     let dir = DataDir::resolve(opts.dir.data_dir.clone())?;
-    if dir.is_initialized() && Config::load(&dir.config())?.api.tls_cert.is_some() {
+    let tls = Config::load(&dir.config()).is_ok_and(|c| c.api.tls_cert.is_some());
+    if dir.is_initialized() && tls {
         bail!(
             "the node in {} serves its API over TLS (wss://, [api] tls_cert), which the CLI \
              does not speak yet: use another Nostr client with the node's certificate \
