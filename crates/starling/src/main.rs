@@ -3,6 +3,7 @@
 //! in and out as JSONL; `bridge` copies the owner's events to and from Nostr relays;
 //! `tls-cert` makes a certificate for an exposed API; the other subcommands are a CLI client that talks to a running node over its API.
 
+mod apiconfig;
 mod args;
 mod bootstrap;
 mod bridge;
