@@ -13,6 +13,7 @@
 //! authenticate ([`exposure`]).
 
 pub mod exposure;
+pub mod limiter;
 mod metrics;
 mod nip11;
 mod relay;
@@ -36,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use exposure::Exposure;
+pub use limiter::{ConnSlot, Limiter, RateConfig};
 pub use relay::{run_gated_session, run_session, WriteGate};
 pub use status::NodeStatus;
 pub use web::WebState;
@@ -60,6 +62,8 @@ pub struct ApiState {
     pub remote: Option<Arc<dyn Remote>>,
     /// The web client: its files, signing key and login sessions.
     pub web: WebState,
+    /// Rate limits and connection caps for clients.
+    pub limiter: Arc<Limiter>,
     /// Whether other machines can reach the API (they must then authenticate to write).
     pub exposure: Exposure,
 }

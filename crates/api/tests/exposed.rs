@@ -40,10 +40,12 @@ impl Client {
     fn attach(node: &Node, gate: WriteGate) -> Self {
         let (tx, incoming) = mpsc::channel(64);
         let (outgoing, rx) = mpsc::channel(1024);
+        let slot = node.state.limiter.admit(None).expect("a connection slot");
         tokio::spawn(run_gated_session(
             incoming,
             outgoing,
             node.state.clone(),
+            slot,
             gate,
         ));
         Self { tx, rx }

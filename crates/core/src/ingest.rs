@@ -50,6 +50,9 @@ pub enum IngestError {
     Blocked(String),
     #[error("auth-required: {0}")]
     AuthRequired(String),
+    /// Refused by a rate limit before it was looked at.
+    #[error("rate-limited: {0}")]
+    RateLimited(String),
     #[error("error: stored, but not queued for delivery: {0}")]
     Delivery(String),
     #[error("duplicate: a newer version of this replaceable event is stored")]

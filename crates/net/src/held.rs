@@ -125,6 +125,11 @@ impl Holdings {
     }
 
     /// Whether `author` is still under the per-author quota here.
+    /// Events of one held author (and, separately, of one inbox) this node keeps.
+    pub fn quota(&self) -> u64 {
+        self.settings.quota_events
+    }
+
     pub async fn within_quota(&self, author: &PublicKey) -> bool {
         self.under_quota(author, Filter::new().author(*author))
             .await

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use starling_api::RateConfig;
 use starling_proto::Limits;
 
 pub use crate::apiconfig::{ApiConfig, ApiTransport};
@@ -19,6 +20,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub store: StoreConfig,
     pub limits: Limits,
+    pub rate: RateConfig,
     pub network: NetworkConfig,
 }
 
@@ -52,6 +54,7 @@ pub struct Settings {
     pub max_bytes: Option<u64>,
     pub expire_every_secs: u64,
     pub limits: Limits,
+    pub rate: RateConfig,
     pub network: NetworkConfig,
 }
 
@@ -81,6 +84,10 @@ impl Config {
         if l.max_message_bytes < l.max_event_bytes {
             bail!("limits: max_message_bytes must be at least max_event_bytes");
         }
+        let r = &self.rate;
+        if r.max_connections == 0 || r.max_connections_per_ip == 0 || r.max_pending_bytes == 0 {
+            bail!("rate: max_connections, max_connections_per_ip and max_pending_bytes must be positive");
+        }
         Ok(Settings {
             api_listen,
             name: self.api.name,
@@ -89,6 +96,7 @@ impl Config {
             max_bytes: (self.store.max_bytes > 0).then_some(self.store.max_bytes),
             expire_every_secs: self.store.expire_every_secs.max(1),
             limits: self.limits,
+            rate: self.rate,
             network: self.network,
         })
     }
@@ -99,6 +107,9 @@ impl Config {
     pub fn template(api_listen: &str) -> String {
         let d = Self::default();
         let l = &d.limits;
+        let r = &d.rate;
+        let rate =
+            |r: starling_core::Rate| format!("{{ per_sec = {}, burst = {} }}", r.per_sec, r.burst);
         format!(
             r#"# starling node configuration. Every field is optional: a missing one takes the
 # default shown here. Sizes are in bytes, durations in seconds.
@@ -157,6 +168,31 @@ max_future_secs = {max_future_secs}
 # How far in the past created_at may be; leave unset to accept any age (needed for
 # imports and catching up with the network).
 # max_past_secs = 31536000
+
+[rate]
+# Rate limits for clients, as token buckets: `per_sec` tokens come back each second, up
+# to `burst`; an EVENT costs 1 token (a refused one costs `refused_event_cost`), a REQ,
+# COUNT or NEG-OPEN costs 1 of the request buckets. Over a limit, EVENTs get
+# `OK false "rate-limited: ..."` and REQs `CLOSED "rate-limited: ..."` (HTTP 429 on the
+# REST routes). `per_sec = 0` turns a bucket off.
+# Clients on loopback (this machine: the owner's own) skip the buckets, not the caps.
+exempt_loopback = {exempt_loopback}
+# Most WebSocket connections at once, and from one IP address (exempt loopback
+# clients are not counted per IP).
+max_connections = {max_connections}
+max_connections_per_ip = {max_connections_per_ip}
+# Most bytes of EVENTs one connection may have waiting to be stored; past it the node
+# reads nothing more from that connection until they are stored.
+max_pending_bytes = {max_pending_bytes}
+refused_event_cost = {refused_event_cost}
+# Per connection.
+connection_events = {connection_events}
+connection_reqs = {connection_reqs}
+# Per IP address, over all its connections and the REST routes.
+ip_events = {ip_events}
+ip_reqs = {ip_reqs}
+# Per author of the EVENTs.
+pubkey_events = {pubkey_events}
 "#,
             name = d.api.name,
             max_bytes = d.store.max_bytes,
@@ -171,6 +207,16 @@ max_future_secs = {max_future_secs}
             max_filter_values = l.max_filter_values,
             max_limit = l.max_limit,
             max_future_secs = l.max_future_secs,
+            exempt_loopback = r.exempt_loopback,
+            max_connections = r.max_connections,
+            max_connections_per_ip = r.max_connections_per_ip,
+            max_pending_bytes = r.max_pending_bytes,
+            refused_event_cost = r.refused_event_cost,
+            connection_events = rate(r.connection_events),
+            connection_reqs = rate(r.connection_reqs),
+            ip_events = rate(r.ip_events),
+            ip_reqs = rate(r.ip_reqs),
+            pubkey_events = rate(r.pubkey_events),
         ) + &NetworkConfig::template()
     }
 }

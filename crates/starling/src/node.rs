@@ -112,6 +112,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|n| n.remote.clone() as Arc<dyn starling_core::Remote>),
         web,
+        limiter: starling_api::Limiter::new(settings.rate.clone()),
         exposure: match transport {
             ApiTransport::Loopback => Exposure::Loopback,
             ApiTransport::Tls { .. } | ApiTransport::BehindProxy => Exposure::Exposed,

@@ -17,11 +17,13 @@ use std::sync::Arc;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
+use tracing::debug;
 
+use crate::limiter::ConnSlot;
 use crate::{nip11, ApiState};
 
 pub use remote::WriteGate;
@@ -34,13 +36,21 @@ pub async fn root(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    let ip = peer.map(|addr| addr.ip());
     if let Ok(ws) = ws {
+        let slot = match state.limiter.admit(ip) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                debug!(?ip, %reason, "connection refused");
+                return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+            }
+        };
         let max = state.limits.max_message_bytes;
         let gate = WriteGate::for_connection(&state, peer, &headers);
         return ws
             .max_message_size(max)
             .max_frame_size(max)
-            .on_upgrade(move |socket| serve_socket(socket, state, gate));
+            .on_upgrade(move |socket| serve_socket(socket, state, slot, gate));
     }
     let wants_nip11 = headers
         .get(header::ACCEPT)
@@ -53,7 +63,7 @@ pub async fn root(
 }
 
 /// Adapts an axum WebSocket to the text streams a session works on.
-async fn serve_socket(socket: WebSocket, state: Arc<ApiState>, gate: WriteGate) {
+async fn serve_socket(socket: WebSocket, state: Arc<ApiState>, slot: ConnSlot, gate: WriteGate) {
     let (sink, stream) = socket.split();
     let incoming = stream
         .take_while(|m| {
@@ -68,5 +78,5 @@ async fn serve_socket(socket: WebSocket, state: Arc<ApiState>, gate: WriteGate) 
         });
     let outgoing = sink
         .with(|text: String| std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
-    run_gated_session(Box::pin(incoming), Box::pin(outgoing), state, gate).await;
+    run_gated_session(Box::pin(incoming), Box::pin(outgoing), state, slot, gate).await;
 }

@@ -8,7 +8,7 @@
 mod msgpack;
 mod req;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,16 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .layer(private_network)
 }
 
+/// The client's address, when the server was started with connection info.
+pub(crate) fn peer_ip(peer: &Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<IpAddr> {
+    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
+}
+
+/// A rate limit's refusal as `429 Too Many Requests`.
+fn rate_limit(verdict: Result<(), &'static str>) -> Result<(), RestError> {
+    verdict.map_err(|reason| RestError(StatusCode::TOO_MANY_REQUESTS, reason.into()))
+}
+
 pub async fn not_found() -> RestError {
     RestError(StatusCode::NOT_FOUND, "no such route".into())
 }
@@ -84,6 +94,7 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, RestError> {
+    rate_limit(state.limiter.http_events(peer_ip(&peer), 1))?;
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     if !crate::exposure::rest_write_allowed(&state, peer, &headers) {
         return Err(RestError(
@@ -102,6 +113,7 @@ async fn publish(
                 IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
                 IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
                 IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
+                IngestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 IngestError::Superseded => StatusCode::CONFLICT,
                 IngestError::Store(_) | IngestError::Delivery(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR

@@ -62,6 +62,7 @@ pub fn node_exposed(limits: Limits, signs: bool, exposure: Exposure) -> Node {
         subscriptions: AtomicUsize::new(0),
         remote: None,
         web: WebState::new(signs.then(|| owner.clone()), Some(LOGIN_TOKEN)),
+        limiter: starling_api::Limiter::new(starling_api::RateConfig::default()),
         exposure,
     });
     Node {
