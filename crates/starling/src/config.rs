@@ -3,12 +3,14 @@
 //! [`Config::validate`] turns it into the [`Settings`] that are passed down.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use starling_api::RateConfig;
 use starling_proto::Limits;
 
+pub use crate::apiconfig::{ApiConfig, ApiTransport};
 use crate::netconfig::NetworkConfig;
 
 /// `config.toml` as written on disk.
@@ -20,25 +22,6 @@ pub struct Config {
     pub limits: Limits,
     pub rate: RateConfig,
     pub network: NetworkConfig,
-}
-
-/// `[api]`: the client API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Address of the client API (relay, REST, status, web client). Loopback by default.
-    pub listen: String,
-    /// The name in the relay's NIP-11 document.
-    pub name: String,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:7777".into(),
-            name: "starling".into(),
-        }
-    }
 }
 
 /// `[store]`: where events are kept.
@@ -92,6 +75,9 @@ pub struct Settings {
     pub api_listen: SocketAddr,
     pub name: String,
     pub store: StoreLocation,
+    /// `[api]`'s TLS fields, checked against the address by [`Settings::api_transport`].
+    pub api_tls: (Option<PathBuf>, Option<PathBuf>),
+    pub api_insecure_plaintext: bool,
     pub max_bytes: Option<u64>,
     pub expire_every_secs: u64,
     pub limits: Limits,
@@ -154,6 +140,8 @@ impl Config {
             api_listen,
             name: self.api.name,
             store,
+            api_tls: (self.api.tls_cert, self.api.tls_key),
+            api_insecure_plaintext: self.api.insecure_plaintext,
             max_bytes: (self.store.max_bytes > 0).then_some(self.store.max_bytes),
             expire_every_secs: self.store.expire_every_secs.max(1),
             limits: self.limits,
@@ -163,6 +151,8 @@ impl Config {
     }
 
     /// The commented config file `starling init` writes, showing every default.
+    ///
+    /// (Its `[api]` TLS lines are comments: a loopback API needs none.)
     pub fn template(api_listen: &str) -> String {
         let d = Self::default();
         let l = &d.limits;
@@ -177,11 +167,26 @@ impl Config {
 # Address of the client API: the NIP-01 relay (ws://), NostrP2P's REST routes
 # (POST /publish, POST /req), GET /api/status and the web client (http://ADDR/).
 # Keep it on loopback (127.0.0.1) unless you mean to expose your node to other
-# machines; they then must log in to the web client and the status routes with the
-# token in web.token (or a NIP-07 signer holding your key).
+# machines. Exposed, the node serves https:// and wss:// (see tls_cert below), and
+# other machines must prove they are you: log in to the web client and the status
+# routes with the token in web.token (or a NIP-07 signer holding your key),
+# authenticate (NIP-42) as you before the relay takes their events, and send the token
+# as `Authorization: Bearer TOKEN` to POST /publish. Public reads stay open to anyone.
 listen = "{api_listen}"
 # The relay's name in its NIP-11 information document.
 name = "{name}"
+# TLS certificate chain and private key (PEM files; relative paths are taken from the
+# data directory). Required when listen is not a loopback address.
+# `starling tls-cert --host NAME_OR_IP` writes a self-signed pair to tls/cert.pem and
+# tls/key.pem and prints its fingerprint; a certificate from a public CA (e.g. Let's
+# Encrypt) works with every client without further steps.
+# tls_cert = "tls/cert.pem"
+# tls_key = "tls/key.pem"
+# Behind a reverse proxy that terminates TLS: serve plain http:// and ws:// (on any
+# address, loopback included) and hold the proxy's clients to the rules above. The
+# proxy must pass the Host header or add X-Forwarded-For, so that the node can tell
+# its requests from this machine's own.
+insecure_plaintext = false
 
 [store]
 # Where events are kept: "sqlite" (the file events.db in the data directory) or

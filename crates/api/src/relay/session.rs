@@ -29,6 +29,7 @@ use tracing::{debug, info_span, Instrument};
 use super::auth::{self, Auth, AUTH_REQUIRED};
 use super::neg_message::{self, NegParseError, NegRequest};
 use super::negentropy::{NegError, NegSessions, MAX_ITEMS};
+use super::remote::WriteGate;
 use crate::limiter::{ConnSlot, RATE_LIMITED};
 use crate::ApiState;
 
@@ -56,6 +57,8 @@ struct Session<O> {
     neg: NegSessions,
     /// NIP-42: who the client proved to be.
     auth: Auth,
+    /// What the client must do before its EVENTs are taken (see `remote`).
+    gate: WriteGate,
     /// This connection's place, rate limits and caps.
     slot: ConnSlot,
     /// Bytes of the EVENTs in `pending`.
@@ -72,9 +75,24 @@ async fn next_live(
     }
 }
 
-/// Runs a session until the client goes away, the output fails or the node shuts down.
-pub async fn run_session<I, O>(mut incoming: I, out: O, state: Arc<ApiState>, slot: ConnSlot)
+/// Runs a session of one of the owner's own clients until the client goes away, the
+/// output fails or the node shuts down.
+pub async fn run_session<I, O>(incoming: I, out: O, state: Arc<ApiState>, slot: ConnSlot)
 where
+    I: Stream<Item = String> + Unpin,
+    O: Sink<String> + Unpin,
+{
+    run_gated_session(incoming, out, state, slot, WriteGate::Open).await
+}
+
+/// As [`run_session`], for a client whose EVENTs must pass `gate`.
+pub async fn run_gated_session<I, O>(
+    mut incoming: I,
+    out: O,
+    state: Arc<ApiState>,
+    slot: ConnSlot,
+    gate: WriteGate,
+) where
     I: Stream<Item = String> + Unpin,
     O: Sink<String> + Unpin,
 {
@@ -90,6 +108,7 @@ where
         live: None,
         neg: NegSessions::new(state.limits.max_subscriptions, MAX_ITEMS),
         auth: Auth::default(),
+        gate,
         slot,
         pending_bytes: 0,
     };
@@ -188,6 +207,12 @@ impl<O: Sink<String> + Unpin> Session<O> {
                 .push_back(tokio::spawn(std::future::ready(refused)));
             return;
         }
+        if let Err(refused) = self.gate.admit(self.auth.is(&self.state.owner)) {
+            // Queued like any submission, so OKs keep the order of the EVENTs.
+            self.pending
+                .push_back(tokio::spawn(std::future::ready((raw, Err(refused)))));
+            return;
+        }
         let ingest = self.state.ingest.clone();
         let origin = if self.auth.is(&self.state.owner) {
             Origin::OwnerSession
@@ -228,10 +253,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
         let id = raw_event_id(raw);
         let (accepted, message) = match self.auth.verify(raw, &self.state.limits) {
             Ok(pubkey) if pubkey == self.state.owner => (true, String::new()),
-            Ok(_) => (
-                true,
-                "authenticated, but not as this node's owner: gift wraps stay hidden".into(),
-            ),
+            Ok(_) => (true, self.gate.not_the_owner().into()),
             Err(e) => (false, e),
         };
         self.send(RelayMessage::Ok {

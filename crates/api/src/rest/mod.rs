@@ -1,7 +1,9 @@
 //! NostrP2P's REST API, byte-compatible with its Flutter client (see
 //! `shared/NOSTRP2P_COMPAT.md`): `POST /publish` takes a NIP-01 event as JSON, `POST /req`
 //! takes a filter and answers with gzip-compressed msgpack. CORS is open to any origin, as
-//! NostrP2P's was, including Chrome's private-network preflight.
+//! NostrP2P's was, including Chrome's private-network preflight. On an exposed node,
+//! `POST /publish` from another machine needs the login token as a bearer token
+//! ([`crate::exposure`]).
 
 mod msgpack;
 mod req;
@@ -93,6 +95,13 @@ async fn publish(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, RestError> {
     rate_limit(state.limiter.http_events(peer_ip(&peer), 1))?;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    if !crate::exposure::rest_write_allowed(&state, peer, &headers) {
+        return Err(RestError(
+            StatusCode::UNAUTHORIZED,
+            crate::exposure::REST_AUTH_REQUIRED.into(),
+        ));
+    }
     require_json(&headers)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| RestError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
