@@ -7,13 +7,20 @@
 //!
 //! The status routes and the web client's serve only the owner: requests from loopback,
 //! or from other devices with a login session (see [`web`]'s access rule).
+//!
+//! The API listens on loopback unless configured otherwise. Exposed to other machines, it
+//! is served over TLS ([`serve_tls`], [`tls`]) and takes writes from them only after they
+//! authenticate ([`exposure`]).
 
 pub mod decode;
+pub mod exposure;
+pub mod limiter;
 mod metrics;
 mod nip11;
 mod relay;
 mod rest;
 mod status;
+pub mod tls;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -22,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use starling_core::{EventBus, Ingest, Remote};
 use starling_proto::{Filter, FromBech32, Limits, PublicKey};
@@ -29,7 +37,9 @@ use starling_store::EventStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use relay::run_session;
+pub use exposure::Exposure;
+pub use limiter::{ConnSlot, Limiter, RateConfig};
+pub use relay::{run_gated_session, run_session, WriteGate};
 pub use status::NodeStatus;
 pub use web::WebState;
 
@@ -53,6 +63,10 @@ pub struct ApiState {
     pub remote: Option<Arc<dyn Remote>>,
     /// The web client: its files, signing key and login sessions.
     pub web: WebState,
+    /// Rate limits and connection caps for clients.
+    pub limiter: Arc<Limiter>,
+    /// Whether other machines can reach the API (they must then authenticate to write).
+    pub exposure: Exposure,
 }
 
 /// How long a query for authors the node has never seen waits for the network.
@@ -109,6 +123,23 @@ pub fn router(state: Arc<ApiState>) -> Router {
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// As [`serve`], over TLS (https and wss).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: &tls::TlsSettings,
+    state: Arc<ApiState>,
+) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Tapping the connections also gives axum their peer addresses (`ConnectInfo`).
+    let listener = tls::TlsListener::new(listener, tls)?.tap_io(|tls| {
+        let _ = tls.get_ref().0.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -62,7 +62,8 @@ async fn metrics_move_when_a_client_posts_and_subscribes() {
 
     let (mut tx, incoming) = mpsc::channel(16);
     let (outgoing, mut rx) = mpsc::channel(64);
-    tokio::spawn(run_session(incoming, outgoing, node.state.clone()));
+    let slot = node.state.limiter.admit(None).expect("a connection slot");
+    tokio::spawn(run_session(incoming, outgoing, node.state.clone(), slot));
     let mine = note(&node.owner, "counted");
     tx.send(json!(["EVENT", mine]).to_string()).await.unwrap();
     assert_eq!(answer(&mut rx).await[2], json!(true));

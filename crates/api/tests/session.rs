@@ -23,7 +23,8 @@ impl Client {
     fn attach(node: &Node) -> Self {
         let (tx, incoming) = mpsc::channel(64);
         let (outgoing, rx) = mpsc::channel(1024);
-        tokio::spawn(run_session(incoming, outgoing, node.state.clone()));
+        let slot = node.state.limiter.admit(None).expect("a connection slot");
+        tokio::spawn(run_session(incoming, outgoing, node.state.clone(), slot));
         Self { tx, rx }
     }
 

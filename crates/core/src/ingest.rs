@@ -50,14 +50,31 @@ pub enum IngestError {
     Blocked(String),
     #[error("auth-required: {0}")]
     AuthRequired(String),
+    /// Refused by a rate limit before it was looked at.
+    #[error("rate-limited: {0}")]
+    RateLimited(String),
     #[error("error: stored, but not queued for delivery: {0}")]
     Delivery(String),
     #[error("duplicate: a newer version of this replaceable event is stored")]
     Superseded,
     #[error("blocked: this event was deleted by its author")]
     Deleted,
+    /// The node's disk is full: the event was not stored (and is not acknowledged); the
+    /// client may send it again once the operator has freed space.
+    #[error("error: storage full: the node's disk has no space left, the event was not stored; try again later")]
+    StorageFull(#[source] StoreError),
     #[error("error: could not store the event: {0}")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        if e.is_full() {
+            Self::StorageFull(e)
+        } else {
+            Self::Store(e)
+        }
+    }
 }
 
 /// Submissions counted since the node started, for `/metrics`.
@@ -193,13 +210,10 @@ impl Ingest {
                 .zip(valid)
                 .map(|(o, e)| self.announce(o, e))
                 .collect::<Vec<_>>(),
-            Err(e) => {
-                let msg = e.to_string();
-                valid
-                    .iter()
-                    .map(|_| Err(IngestError::Store(StoreError::Corrupt(msg.clone()))))
-                    .collect()
-            }
+            Err(e) => valid
+                .iter()
+                .map(|_| Err(IngestError::from(e.for_waiter())))
+                .collect(),
         }
         .into_iter();
         let results: Vec<_> = results

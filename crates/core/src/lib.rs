@@ -6,8 +6,10 @@
 
 pub mod bus;
 pub mod ingest;
+pub mod rate;
 pub mod remote;
 
 pub use bus::{EventBus, LiveEvent};
 pub use ingest::{Ack, Ingest, IngestCounts, IngestError, Origin};
+pub use rate::{Bucket, Buckets, Rate};
 pub use remote::Remote;

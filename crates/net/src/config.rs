@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
+use starling_core::Rate;
 
 /// Everything the network layer needs to know, with defaults for a personal node.
 #[derive(Debug, Clone)]
@@ -41,6 +42,10 @@ pub struct NetSettings {
     pub full_node: bool,
     /// Counts the bytes this node sends over the in-memory transport (benchmarks).
     pub memory_traffic: crate::traffic::Traffic,
+    /// Each peer's budget for requests to this node (see [`crate::budget`]).
+    pub peer_requests: Rate,
+    /// Most requests of one peer served at once.
+    pub peer_max_in_flight: usize,
 }
 
 /// Retry policy of the durable outbox.
@@ -111,6 +116,8 @@ impl Default for NetSettings {
             home: HomeSettings::default(),
             full_node: true,
             memory_traffic: Default::default(),
+            peer_requests: Rate::new(100, 1000),
+            peer_max_in_flight: 32,
         }
     }
 }

@@ -120,11 +120,19 @@ impl Holdings {
     pub async fn release(&self, author: &PublicKey) {
         if self.lock().remove(author) {
             info!(%author, "no longer in this author's home set");
-            let _ = self.db.set_held(author.to_hex(), false, 0).await;
+            crate::outbox::db::log_failed_write(
+                self.db.set_held(author.to_hex(), false, 0).await,
+                "forget a held author",
+            );
         }
     }
 
     /// Whether `author` is still under the per-author quota here.
+    /// Events of one held author (and, separately, of one inbox) this node keeps.
+    pub fn quota(&self) -> u64 {
+        self.settings.quota_events
+    }
+
     pub async fn within_quota(&self, author: &PublicKey) -> bool {
         self.under_quota(author, Filter::new().author(*author))
             .await

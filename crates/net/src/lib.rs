@@ -18,6 +18,7 @@
 pub mod actor;
 pub mod behaviour;
 pub mod broadcast;
+pub mod budget;
 pub mod catchup;
 pub mod config;
 pub mod event_times;

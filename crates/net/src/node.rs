@@ -141,6 +141,8 @@ impl NetNode {
             touched: touched_tx,
             limits: WireLimits::default(),
             served: requests_served.clone(),
+            peer_requests: parts.settings.peer_requests,
+            peer_max_in_flight: parts.settings.peer_max_in_flight,
         };
         tasks.spawn(service.run(inbound, shutdown.clone()));
         tasks.spawn(subscribers::run_pusher(

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::budget::{self, Admission, PeerBudgets};
 use crate::handle::{Inbound, Network};
 use crate::held::Holdings;
 use crate::keep_alive::Reason;
@@ -30,8 +31,8 @@ use crate::served::Served;
 use crate::subscribers::{self, Subscribers};
 use crate::wire::{Request, RequestBody, Response, ResponseBody, WireLimits, WireMember};
 
-/// Requests handled at once.
-const CONCURRENCY: usize = 64;
+/// Requests handled at once (one peer gets at most its `peer_max_in_flight` of them).
+const CONCURRENCY: usize = 128;
 /// Most events in one answer.
 const MAX_ANSWER: usize = 500;
 /// Tagged users of one event checked for an inbox this node keeps.
@@ -86,6 +87,9 @@ pub struct Service {
     pub limits: WireLimits,
     /// Requests answered, by kind.
     pub served: Arc<Served>,
+    /// Each peer's request budget and cap on requests served at once.
+    pub peer_requests: starling_core::Rate,
+    pub peer_max_in_flight: usize,
 }
 
 /// The service of a bootstrap node, which holds no events: every request is refused
@@ -127,13 +131,35 @@ impl Service {
     /// Serves inbound requests until shutdown or until the actor stops.
     pub async fn run(self, mut inbound: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut budgets = PeerBudgets::new(self.peer_requests, self.peer_max_in_flight);
         let mut tasks = JoinSet::new();
         loop {
             let item = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 item = inbound.recv() => match item { Some(item) => item, None => break },
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(peer) = done {
+                        budgets.finished(peer);
+                    }
+                    continue;
+                }
             };
+            let (peer, cost) = match &item {
+                Inbound::Request { peer, request, .. } => (*peer, budget::cost(&request.body)),
+                Inbound::Gossip { source, .. } => (*source, 1.0),
+            };
+            match budgets.admit(peer, cost, std::time::Instant::now()) {
+                Admission::Serve => {}
+                Admission::Refuse(reason) => {
+                    self.refuse(item, reason).await;
+                    continue;
+                }
+                Admission::Strike(reason) => {
+                    self.net.strike(peer, reason).await;
+                    self.refuse(item, reason).await;
+                    continue;
+                }
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
@@ -158,9 +184,23 @@ impl Service {
                         this.net.gossip_verdict(message, source, accept).await;
                     }
                 }
+                peer
             });
         }
         tasks.shutdown().await;
+    }
+
+    /// Answers a request over its peer's budget without reading it.
+    async fn refuse(&self, item: Inbound, reason: &str) {
+        debug!(reason, "request over budget");
+        match item {
+            Inbound::Request { channel, .. } => {
+                self.net.respond(channel, Response::refused(reason)).await
+            }
+            Inbound::Gossip {
+                source, message, ..
+            } => self.net.gossip_verdict(message, source, false).await,
+        }
     }
 
     async fn answer(&self, peer: PeerId, request: Request) -> Response {
@@ -223,9 +263,9 @@ impl Service {
         for json in &events {
             let policy = &self.policy;
             let peeked = Peeked::read(json);
-            let kept = match &peeked {
+            let (kept, full) = match &peeked {
                 Some(p) => self.kept_keys(p, &mut quota).await,
-                None => HashSet::new(),
+                None => Default::default(),
             };
             let result = self
                 .ingest
@@ -234,6 +274,12 @@ impl Service {
                         if kept.contains(&e.pubkey) || tagged_pubkeys(e).any(|p| kept.contains(&p))
                         {
                             Ok(())
+                        } else if full {
+                            Err(format!(
+                                "this node keeps this user's events as a home-set member, but \
+                                 its quota of {} events is full",
+                                self.holdings.quota()
+                            ))
                         } else {
                             Err(reason)
                         }
@@ -325,16 +371,18 @@ impl Service {
     /// Which of the keys an event names (author, `p` tags) this node takes events for as
     /// a home-set member: the author while under quota, any tagged user while their inbox
     /// (replies, mentions, reactions, gift wraps) is under the same quota.
-    /// Empty when the owner's own policy takes the event anyway.
+    /// Empty when the owner's own policy takes the event anyway. The flag says whether
+    /// some key was refused only because its quota is full (for the refusal's reason).
     async fn kept_keys(
         &self,
         peeked: &Peeked,
         quota: &mut HashMap<PublicKey, bool>,
-    ) -> HashSet<PublicKey> {
+    ) -> (HashSet<PublicKey>, bool) {
         let mut kept = HashSet::new();
+        let mut full = false;
         let author = peeked.author;
         if self.policy.allows(&author, peeked.tagged.iter().copied()) {
-            return kept;
+            return (kept, full);
         }
         if self.holdings.accepts(&author, true).await {
             let under = match quota.get(&author) {
@@ -347,17 +395,20 @@ impl Service {
             };
             if under {
                 kept.insert(author);
+            } else {
+                full = true;
             }
         }
         for &pk in &peeked.tagged {
-            if !kept.contains(&pk)
-                && self.holdings.accepts(&pk, true).await
-                && self.holdings.inbox_within_quota(&pk).await
-            {
-                kept.insert(pk);
+            if !kept.contains(&pk) && self.holdings.accepts(&pk, true).await {
+                if self.holdings.inbox_within_quota(&pk).await {
+                    kept.insert(pk);
+                } else {
+                    full = true;
+                }
             }
         }
-        kept
+        (kept, full)
     }
 
     /// Notes the held authors and inboxes a newly stored event belongs to.

@@ -193,7 +193,7 @@ pub async fn run_pusher(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = sweep.tick() => {
                 for peer in subs.expire() {
-                    let _ = db.remove_subscriber(peer.to_string()).await;
+                    crate::outbox::db::log_failed_write(db.remove_subscriber(peer.to_string()).await, "remove a subscription");
                     net.keep_alive(peer, Reason::Follower, false).await;
                 }
             }

@@ -214,3 +214,99 @@ async fn hostile_peer_is_cut_off_and_honest_delivery_goes_on() {
         .unwrap();
     assert_eq!(stored.len(), 1);
 }
+
+/// A peer that fires well-formed requests far faster than its budget: it is answered
+/// `rate-limited:` (unread), struck for it, and banned, while an honest peer's request
+/// made during the flood is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_peer_is_refused_then_banned_and_honest_requests_are_answered() {
+    let target_node = Node::start_custom("/ip4/127.0.0.1/tcp/0".parse().unwrap(), None, |s| {
+        s.peer_requests = starling_core::Rate::new(20, 50);
+        s.peer_max_in_flight = 4;
+    })
+    .await;
+    let addr = target_node.addr().await;
+    let target = target_node.net.network().peer_id();
+    let friend = Node::start(None).await;
+    let mut hostile = hostile_swarm();
+    hostile.dial(addr.clone()).unwrap();
+
+    let fetch = cbor(&Request::new(RequestBody::Fetch {
+        filters: vec![r#"{"kinds":[1],"limit":10}"#.into()],
+        limit: 10,
+    }));
+    let (mut answered, mut limited, mut closed) = (0, 0, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let honest = tokio::spawn({
+        let net = friend.net.network().clone();
+        let addr = addr.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let started = std::time::Instant::now();
+            let answer = net
+                .request(
+                    target,
+                    vec![addr],
+                    Request::new(RequestBody::Fetch {
+                        filters: vec![r#"{"kinds":[0],"limit":1}"#.into()],
+                        limit: 1,
+                    }),
+                )
+                .await;
+            (answer, started.elapsed())
+        }
+    });
+    // Batches of 50 requests without waiting, until the node cuts the flooder off.
+    'flood: for _ in 0..40 {
+        for _ in 0..50 {
+            hostile.behaviour_mut().send_request(&target, fetch.clone());
+        }
+        let batch_end = tokio::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            let Ok(event) =
+                tokio::time::timeout_at(batch_end.min(deadline), hostile.select_next_some()).await
+            else {
+                break;
+            };
+            match event {
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                }) => {
+                    answered += 1;
+                    if String::from_utf8_lossy(&response).contains("rate-limited:") {
+                        limited += 1;
+                    }
+                }
+                SwarmEvent::ConnectionClosed {
+                    num_established: 0, ..
+                } => {
+                    closed = true;
+                    break 'flood;
+                }
+                _ => {}
+            }
+        }
+    }
+    let status = target_node.net.network().status().await.unwrap();
+    assert!(
+        limited >= 100,
+        "{limited} of {answered} answers were rate-limited"
+    );
+    assert!(
+        closed,
+        "the flooding peer was not disconnected ({answered} answers, {limited} rate-limited)"
+    );
+    assert_eq!(status.banned_peers, 1, "{status:?}");
+    let (answer, took) = honest.await.unwrap();
+    let answer = answer.expect("the honest request was answered during the flood");
+    assert!(
+        matches!(answer.response.body, ResponseBody::Events { .. }),
+        "honest fetch got {:?}",
+        answer.response.body
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the honest request took {took:?}"
+    );
+}

@@ -17,7 +17,9 @@ pub mod validate;
 pub use filter::{matches, matches_any};
 pub use kinds::KindClass;
 pub use limits::Limits;
-pub use message::{parse_client_message, raw_event_id, ClientMessage, MessageError, RelayMessage};
+pub use message::{
+    parse_client_message, raw_event_id, raw_event_pubkey, ClientMessage, MessageError, RelayMessage,
+};
 pub use render::RenderedEvent;
 pub use validate::{validate_event, validate_parsed, validate_rendered, ValidationError};
 

@@ -3,7 +3,7 @@
 //! event with an `OK false` naming its id. Relay messages are written straight to JSON,
 //! splicing stored event JSON in without re-serializing it.
 
-use nostr::prelude::{EventId, Filter, SubscriptionId};
+use nostr::prelude::{EventId, Filter, PublicKey, SubscriptionId};
 use serde_json::value::RawValue;
 
 use crate::limits::Limits;
@@ -220,6 +220,19 @@ pub fn raw_event_id(event_json: &str) -> String {
         .map(|v| v.id)
         .filter(|id| id.len() == 64 && EventId::from_hex(id).is_ok())
         .unwrap_or_default()
+}
+
+/// The `pubkey` of an event given as JSON, read without validating the event (for rate
+/// limits per author, before the signature is checked); `None` if there is none.
+pub fn raw_event_pubkey(event_json: &str) -> Option<PublicKey> {
+    #[derive(serde::Deserialize)]
+    struct PubkeyOnly<'a> {
+        #[serde(borrow)]
+        pubkey: &'a str,
+    }
+    serde_json::from_str::<PubkeyOnly>(event_json)
+        .ok()
+        .and_then(|v| PublicKey::from_hex(v.pubkey).ok())
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum Command {
     /// Copy the owner's events between the running node and standard Nostr relays
     /// (both ways unless --push or --pull), once or with --follow live.
     Bridge(BridgeArgs),
+    /// Make a self-signed TLS certificate for exposing the API to other machines
+    /// (tls/cert.pem and tls/key.pem in the data directory).
+    TlsCert(TlsCertArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -103,6 +106,18 @@ pub struct NetArgs {
     /// Join the broadcast topic (every public post of every broadcasting node).
     #[arg(long)]
     pub broadcast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TlsCertArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// A name or IP address clients will connect to (repeatable).
+    #[arg(long, required = true, value_name = "NAME_OR_IP")]
+    pub host: Vec<String>,
+    /// Replace an existing certificate and key.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,11 @@
 //! DIR/owner.nsec    the owner's secret key, mode 0600; or, for a node that holds
 //! DIR/owner.npub    only the owner's public key, that key
 //! DIR/events.db     the event store (SQLite, WAL)
+//! DIR/outbox.db     the network's durable tables: outbox, followers, held authors (SQLite)
 //! DIR/web.token     the web client's login token for other devices, mode 0600
 //!                   (created on first run; delete it and restart for a new one)
-//! DIR/api.addr      the running node's API address (present while it runs)
+//! DIR/api.addr      the running node's API address (present while it runs; a node
+//!                   that cannot write it, on a full disk, logs that and runs on)
 //! ```
 
 use std::fs;

@@ -1,18 +1,20 @@
 //! `starling export`: writes stored events as NIP-01 JSONL (one event per line, exactly the
 //! JSON text the store keeps), newest first, with a progress bar on stderr when the output
-//! is a file. It opens the store directly and read-only ([`SqliteStore::open_read_only`]):
-//! SQLite's WAL lets it read while a node runs on the same data directory, without
-//! blocking the node's writer.
+//! is a file. It opens the store directly ([`NodeStore::open_for_reading`]): SQLite
+//! read-only, whose WAL lets it read while a node runs on the same data directory without
+//! blocking the node's writer; or the PostgreSQL database that config.toml names.
 
 use std::io::{BufWriter, Write};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use starling_proto::{EventId, Filter, Kind, Timestamp};
-use starling_store::{EventKey, EventStore, SqliteStore};
+use starling_store::{EventKey, EventStore};
 
 use crate::args::ExportArgs;
+use crate::config::Config;
 use crate::datadir::{parse_npub, DataDir};
+use crate::store::NodeStore;
 
 /// Events read from the store per query.
 const PAGE: usize = 500;
@@ -50,14 +52,15 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         dir.path().display()
     );
     let filter = selection(&args)?;
-    if !dir.events_db().exists() {
+    let settings = Config::load(&dir.config())?.validate(None)?;
+    let Some(opened) = NodeStore::open_for_reading(&dir, &settings.store).await? else {
         eprintln!(
             "exported 0 events: {} has never stored any",
             dir.path().display()
         );
         return Ok(());
-    }
-    let store = SqliteStore::open_read_only(&dir.events_db())?;
+    };
+    let store = opened.shared();
     let keys = store.keys(vec![filter], MAX_EVENTS).await?;
     let to_stdout = args.out.as_os_str() == "-";
     let mut out: Box<dyn Write> = if to_stdout {
@@ -74,10 +77,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
             "{bar:40} {pos}/{len} events {per_sec} eta {eta}",
         )?)
     };
-    let written = write_events(&store, &keys, &mut out, &bar).await?;
+    let written = write_events(&*store, &keys, &mut out, &bar).await?;
     out.flush().context("writing the output")?;
     bar.finish_and_clear();
-    store.shutdown().await;
+    opened.shutdown().await;
     let target = if to_stdout {
         "standard output".to_string()
     } else {
@@ -90,7 +93,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
 /// Writes the events of `keys` (newest first) a page at a time; returns how many. An event
 /// deleted or replaced since the keys were listed is skipped.
 async fn write_events(
-    store: &SqliteStore,
+    store: &dyn EventStore,
     keys: &[EventKey],
     out: &mut dyn Write,
     bar: &ProgressBar,

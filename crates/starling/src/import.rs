@@ -2,17 +2,17 @@
 //! ingest path (validated like any other event, any author), with a progress bar.
 
 use std::io::{BufRead, BufReader};
-use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use starling_core::{EventBus, Ingest, Origin};
 use starling_proto::Event;
-use starling_store::{SqliteStore, StoreOptions};
+use starling_store::StoreOptions;
 
 use crate::args::ImportArgs;
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::store::NodeStore;
 
 /// Events validated and committed together.
 const CHUNK: usize = 2000;
@@ -37,8 +37,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         max_bytes: settings.max_bytes,
         protected_authors: vec![owner],
     };
-    let store = Arc::new(SqliteStore::open(&dir.events_db(), options)?);
-    let ingest = Ingest::new(store.clone(), EventBus::new(), owner, settings.limits);
+    let store = NodeStore::open(&dir, &settings.store, options).await?;
+    let ingest = Ingest::new(store.shared(), EventBus::new(), owner, settings.limits);
 
     let (reader, total): (Box<dyn BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(BufReader::new(std::io::stdin())), None)

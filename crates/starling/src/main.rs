@@ -1,8 +1,9 @@
 //! The `starling` binary: the only place where the node's parts are wired together.
 //! `run` starts a node; `keygen` and `init` set one up; `import` and `export` move events
-//! in and out as JSONL; `bridge` copies the owner's events to and from Nostr relays; the
-//! other subcommands are a CLI client that talks to a running node over its API.
+//! in and out as JSONL; `bridge` copies the owner's events to and from Nostr relays;
+//! `tls-cert` makes a certificate for an exposed API; the other subcommands are a CLI client that talks to a running node over its API.
 
+mod apiconfig;
 mod args;
 mod bootstrap;
 mod bridge;
@@ -16,6 +17,8 @@ mod import;
 mod netconfig;
 mod node;
 mod output;
+mod store;
+mod tlscert;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -59,6 +62,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => import::run(a).await,
         Command::Export(a) => export::run(a).await,
         Command::Bridge(a) => bridge::run(a).await,
+        Command::TlsCert(a) => tlscert::run(a),
         Command::Client(c) => commands::client(c).await,
     }
 }

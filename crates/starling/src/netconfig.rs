@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use starling_core::Rate;
 use starling_net::{parse_bootstrap, HomeSettings, NetSettings, OutboxSettings};
 
 /// The default peer-to-peer port.
@@ -35,6 +36,9 @@ pub struct NetworkConfig {
     pub home_quorum: usize,
     pub home_quota_events: u64,
     pub home_repair_secs: u64,
+    /// Each peer's budget for requests to this node.
+    pub peer_requests: Rate,
+    pub peer_max_in_flight: usize,
 }
 
 impl Default for NetworkConfig {
@@ -59,6 +63,8 @@ impl Default for NetworkConfig {
             home_quorum: h.quorum,
             home_quota_events: h.quota_events,
             home_repair_secs: h.repair_every.as_secs(),
+            peer_requests: n.peer_requests,
+            peer_max_in_flight: n.peer_max_in_flight,
         }
     }
 }
@@ -125,6 +131,8 @@ impl NetworkConfig {
                 repair_every: secs(self.home_repair_secs.max(10)),
                 ..HomeSettings::default()
             },
+            peer_requests: self.peer_requests,
+            peer_max_in_flight: self.peer_max_in_flight.max(1),
             ..NetSettings::default()
         })
     }
@@ -171,6 +179,13 @@ home_replicas = {replicas}
 home_quorum = {quorum}
 home_quota_events = {quota}
 home_repair_secs = {repair}
+# What one peer may ask of this node: a token bucket (a request costs 1, plus 1 per 10
+# events pushed or 50 authors subscribed to; per_sec = 0 turns it off) and the most of its
+# requests served at once. Requests over it are refused unread; a peer refused 100
+# times within a minute earns a strike, and three strikes ban it for an hour (so do
+# malformed messages and bad signatures).
+peer_requests = {{ per_sec = {peer_rate}, burst = {peer_burst} }}
+peer_max_in_flight = {peer_in_flight}
 "#,
             enabled = d.enabled,
             listen = d.listen[0],
@@ -187,6 +202,9 @@ home_repair_secs = {repair}
             quorum = d.home_quorum,
             quota = d.home_quota_events,
             repair = d.home_repair_secs,
+            peer_rate = d.peer_requests.per_sec,
+            peer_burst = d.peer_requests.burst,
+            peer_in_flight = d.peer_max_in_flight,
         )
     }
 }

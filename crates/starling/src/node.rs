@@ -1,6 +1,7 @@
 //! `starling run`: opens the store, builds the node core and the client API, serves until
 //! Ctrl-C or SIGTERM, then shuts down in order: stop accepting, end sessions, finish
-//! queued writes, checkpoint the database.
+//! queued writes, checkpoint the database. The store is SQLite or PostgreSQL as
+//! `[store]` in config.toml says ([`NodeStore`]).
 
 use std::io::Write;
 use std::sync::atomic::AtomicUsize;
@@ -8,19 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use starling_api::{ApiState, WebState};
+use starling_api::tls::TlsSettings;
+use starling_api::{ApiState, Exposure, WebState};
 use starling_core::{EventBus, Ingest};
 use starling_net::{NetNode, Network, NodeParts};
 use starling_proto::{Timestamp, ToBech32};
-use starling_store::{EventStore, SqliteStore, StoreOptions};
+use starling_store::{EventStore, StoreOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::args::RunArgs;
-use crate::config::Config;
+use crate::config::{ApiTransport, Config};
 use crate::datadir::{DataDir, OwnerKey};
 use crate::netconfig::NetworkFlags;
+use crate::store::NodeStore;
 
 /// How long open connections get to finish after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -36,6 +39,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let settings = Config::load(&dir.config())?.validate(args.api.as_deref())?;
+    let transport = settings.api_transport(dir.path())?;
+    let tls = match &transport {
+        ApiTransport::Tls { cert, key } => Some(
+            TlsSettings::load(cert, key)
+                .context("cannot serve the API over TLS: check [api] tls_cert and tls_key")?,
+        ),
+        ApiTransport::Loopback | ApiTransport::BehindProxy => None,
+    };
     let owner = dir.owner()?;
     let owner_pk = owner.public_key();
     let web = WebState::new(
@@ -50,7 +61,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_bytes: settings.max_bytes,
         protected_authors: vec![owner_pk],
     };
-    let store = Arc::new(SqliteStore::open(&dir.events_db(), options)?);
+    let opened = NodeStore::open(&dir, &settings.store, options).await?;
+    let store = opened.shared();
     let bus = EventBus::new();
     let ingest = Arc::new(Ingest::new(
         store.clone(),
@@ -103,18 +115,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|n| n.remote.clone() as Arc<dyn starling_core::Remote>),
         web,
+        limiter: starling_api::Limiter::new(settings.rate.clone()),
+        exposure: match transport {
+            ApiTransport::Loopback => Exposure::Loopback,
+            ApiTransport::Tls { .. } | ApiTransport::BehindProxy => Exposure::Exposed,
+        },
     });
 
     let listener = TcpListener::bind(settings.api_listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
     let addr = listener.local_addr()?;
-    std::fs::write(dir.api_addr(), addr.to_string())?;
+    // Only the CLI's convenience: a node whose disk is full still serves.
+    if let Err(e) = std::fs::write(dir.api_addr(), addr.to_string()) {
+        warn!(error = %e, path = %dir.api_addr().display(),
+            "cannot write the API address file; CLI commands then need --api {addr}");
+    }
     let p2p = match &net {
         Some(n) => Some(p2p_line(n.network()).await),
         None => None,
     };
-    print_banner(&dir, &owner, addr, store.stats().await?.events, p2p)?;
+    let banner = Banner {
+        addr,
+        tls: tls.as_ref().map(|t| t.fingerprint().to_owned()),
+        exposed: state.exposure == Exposure::Exposed,
+        events: store.stats().await?.events,
+        p2p,
+    };
+    print_banner(&dir, &owner, &banner)?;
     info!(%addr, data_dir = %dir.path().display(), "node running");
 
     let expiry = tokio::spawn(expire_loop(
@@ -122,7 +150,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings.expire_every_secs,
         shutdown.clone(),
     ));
-    let server = tokio::spawn(starling_api::serve(listener, state));
+    let server = match tls {
+        Some(tls) => {
+            tokio::spawn(async move { starling_api::serve_tls(listener, &tls, state).await })
+        }
+        None => tokio::spawn(starling_api::serve(listener, state)),
+    };
     wait_for_signal().await;
     info!("shutting down");
     shutdown.cancel();
@@ -136,19 +169,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(net) = net {
         net.stop().await;
     }
-    store.shutdown().await;
+    opened.shutdown().await;
     let _ = std::fs::remove_file(dir.api_addr());
     info!("stopped cleanly");
     Ok(())
 }
 
-fn print_banner(
-    dir: &DataDir,
-    owner: &OwnerKey,
+/// What the start-up banner shows besides the data directory and owner.
+struct Banner {
     addr: std::net::SocketAddr,
+    /// The TLS certificate's fingerprint, when the API is served over TLS.
+    tls: Option<String>,
+    /// Whether other machines can reach the API.
+    exposed: bool,
     events: u64,
     p2p: Option<String>,
-) -> anyhow::Result<()> {
+}
+
+fn print_banner(dir: &DataDir, owner: &OwnerKey, banner: &Banner) -> anyhow::Result<()> {
+    let addr = banner.addr;
+    let (ws, http) = match banner.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    };
     let signing = match owner {
         OwnerKey::Secret(_) => "holds the owner's key: the CLI and the web client can sign",
         OwnerKey::Public(_) => {
@@ -162,25 +205,37 @@ fn print_banner(
         "  owner   {} ({signing})",
         owner.public_key().to_bech32()?
     )?;
-    writeln!(out, "  relay   ws://{addr}")?;
-    writeln!(out, "  rest    http://{addr}/publish  http://{addr}/req")?;
-    writeln!(out, "  status  http://{addr}/api/status")?;
-    writeln!(out, "  web     http://{addr}/")?;
-    if !addr.ip().is_loopback() {
+    writeln!(out, "  relay   {ws}://{addr}")?;
+    writeln!(
+        out,
+        "  rest    {http}://{addr}/publish  {http}://{addr}/req"
+    )?;
+    writeln!(out, "  status  {http}://{addr}/api/status")?;
+    writeln!(out, "  web     {http}://{addr}/")?;
+    if let Some(fingerprint) = &banner.tls {
+        writeln!(out, "  tls     certificate sha256 {fingerprint}")?;
+    }
+    if banner.exposed {
         writeln!(
             out,
             "  login   other devices log in with the token in {}",
             dir.web_token_path().display()
         )?;
+        writeln!(
+            out,
+            "  auth    other machines publish only after NIP-42 AUTH as the owner \
+             (REST: that token as a bearer token)"
+        )?;
     }
-    match p2p {
+    match &banner.p2p {
         Some(line) => writeln!(out, "  p2p     {line}")?,
         None => writeln!(out, "  p2p     off (local relay only)")?,
     }
     writeln!(
         out,
-        "  data    {} ({events} events stored)",
-        dir.path().display()
+        "  data    {} ({} events stored)",
+        dir.path().display(),
+        banner.events
     )?;
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()?;
@@ -229,7 +284,7 @@ pub async fn wait_for_signal() {
 }
 
 /// Removes expired events every `every_secs` until shutdown.
-async fn expire_loop(store: Arc<SqliteStore>, every_secs: u64, shutdown: CancellationToken) {
+async fn expire_loop(store: Arc<dyn EventStore>, every_secs: u64, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(every_secs));
     loop {
         tokio::select! {

@@ -1,7 +1,8 @@
 //! starling's event store. [`EventStore`] is the backend-neutral interface the node uses;
 //! [`sqlite::SqliteStore`] is the embedded default (one writer thread that batches commits,
-//! a pool of readers that never wait for it). A PostgreSQL backend will implement the same
-//! trait and pass the same [`test_suite`].
+//! a pool of readers that never wait for it); `postgres::PostgresStore` (cargo feature
+//! `postgres`) is the backend for large public nodes, with the same design and the same
+//! [`test_suite`].
 //!
 //! Every event handed to a store has already been validated (`starling_proto::validate`)
 //! and comes with its canonical JSON ([`RenderedEvent`]), which is what the store keeps:
@@ -13,11 +14,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{Event, Filter, PublicKey, RenderedEvent, Timestamp};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod reconcile;
 pub mod sqlite;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use reconcile::negentropy_storage;
 pub use sqlite::SqliteStore;
 
@@ -67,7 +72,22 @@ pub struct EventKey {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk holding the store has no room left (SQLite's `SQLITE_FULL`). Nothing of
+    /// the failed write was kept; writes succeed again once space is freed.
+    #[error(
+        "storage full: no space left on the disk holding the store, nothing was written ({0})"
+    )]
+    Full(String),
+    /// The operating system failed a read or write of the store's files (SQLite's
+    /// `SQLITE_IOERR`). Nothing of a failed write was kept.
+    #[error(
+        "storage I/O error: the operating system failed a read or write of the store's files ({0})"
+    )]
+    Io(String),
+    /// The batch a write was part of failed and was rolled back.
+    #[error("the write failed and was rolled back: {0}")]
+    RolledBack(String),
     #[error("stored event could not be read back: {0}")]
     Corrupt(String),
     #[error("could not open the store at {path}: {source}")]
@@ -76,8 +96,63 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL error: {0}")]
+    Postgres(tokio_postgres::Error),
+    #[cfg(feature = "postgres")]
+    #[error("could not connect to PostgreSQL: {source}")]
+    Connect {
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("the store is shut down")]
     Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Sorts SQLite's errors by what a caller can do about them: a full disk and an I/O
+    /// failure get their own variants (an operator's problem, not a bug), the rest stay
+    /// SQLite errors.
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Self::Full(e.to_string()),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => Self::Io(e.to_string()),
+            _ => Self::Sqlite(e),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<tokio_postgres::Error> for StoreError {
+    /// As for SQLite: the server's full disk (SQLSTATE 53100) and I/O failures (58030)
+    /// get their own variants, the rest stay PostgreSQL errors.
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        match e.code() {
+            Some(c) if *c == SqlState::DISK_FULL => Self::Full(e.to_string()),
+            Some(c) if *c == SqlState::IO_ERROR => Self::Io(e.to_string()),
+            _ => Self::Postgres(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the error says the disk is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+
+    /// The same error for another waiter of a failed batch (a full disk stays a full
+    /// disk, an I/O error an I/O error; anything else becomes [`StoreError::RolledBack`]).
+    pub fn for_waiter(&self) -> Self {
+        match self {
+            Self::Full(m) => Self::Full(m.clone()),
+            Self::Io(m) => Self::Io(m.clone()),
+            Self::Closed => Self::Closed,
+            Self::RolledBack(m) => Self::RolledBack(m.clone()),
+            other => Self::RolledBack(other.to_string()),
+        }
+    }
 }
 
 /// The interface between the node and its storage backend.
@@ -114,4 +189,34 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Current figures.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_full_disk_and_io_errors_get_their_own_variants() {
+        let full = StoreError::from(sqlite(ffi::SQLITE_FULL));
+        assert!(full.is_full());
+        assert!(full.to_string().starts_with("storage full: "), "{full}");
+        let io = StoreError::from(sqlite(ffi::SQLITE_IOERR_WRITE));
+        assert!(matches!(io, StoreError::Io(_)), "{io:?}");
+        assert!(matches!(
+            StoreError::from(sqlite(ffi::SQLITE_CONSTRAINT)),
+            StoreError::Sqlite(_)
+        ));
+        // Every waiter of a failed batch hears the same kind of error.
+        assert!(full.for_waiter().is_full());
+        assert!(matches!(io.for_waiter(), StoreError::Io(_)));
+        assert!(matches!(
+            StoreError::Corrupt("x".into()).for_waiter(),
+            StoreError::RolledBack(_)
+        ));
+    }
 }

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -201,6 +202,38 @@ class NodeHandle:
     @property
     def http(self) -> str:
         return self.node.http
+
+
+# --------------------------------------------------------------------------- store files
+
+def integrity_check(path: Path) -> str:
+    """`PRAGMA integrity_check` on one SQLite file, opened read-only with Python's sqlite3
+    (so this checks the file as the crash left it, WAL included); "ok" when intact."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return "\n".join(str(r[0]) for r in con.execute("PRAGMA integrity_check").fetchall())
+    finally:
+        con.close()
+
+
+def check_store_files(data_dir: Path) -> int:
+    """Asserts that the node's databases (events.db, and outbox.db when the node ran with
+    the network) pass integrity_check and that events.db's running totals match its rows
+    (they are written in the same transaction). Returns the number of stored events."""
+    for name in ("events.db", "outbox.db"):
+        path = data_dir / name
+        if name == "events.db" or path.exists():
+            assert path.exists(), f"{path} is missing"
+            result = integrity_check(path)
+            assert result == "ok", f"integrity_check of {path}: {result[:500]}"
+    con = sqlite3.connect(f"file:{data_dir / 'events.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute("SELECT count(*) FROM event").fetchone()[0]
+        (total,) = con.execute("SELECT events FROM stats WHERE id = 0").fetchone()
+    finally:
+        con.close()
+    assert rows == total, f"events.db holds {rows} events but its stats row says {total}"
+    return rows
 
 
 # --------------------------------------------------------------------------- events

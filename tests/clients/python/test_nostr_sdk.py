@@ -204,6 +204,11 @@ def test_nip09_deletion_hides_target(node):
 
 
 def test_nip45_count(node):
+    """Events published with nostr-sdk are counted (NIP-45). The COUNTs go over a raw
+    connection: nostr-sdk 0.45's `relay.count_events` misses an answer that arrives within
+    about a millisecond of its request (it timed out in 3 of 6 runs here while the node's
+    trace showed `["COUNT",sub,{"count":3}]` sent at once, and passed 8 of 8 when the node
+    was made to wait 20 ms first). nostr-tools' COUNT runs in tests/clients/js."""
     async def body():
         client, rurl = await sdk_client(node.url)
         try:
@@ -212,12 +217,15 @@ def test_nip45_count(node):
                 assert_sent(await send(client, ev), rurl, ev)
             ev = sign(node.owner.keys, 7, "+", tags=[["e", ev["id"]], ["p", node.owner.hex]])
             assert_sent(await send(client, ev), rurl, ev)
-            relay = await client.relay(rurl)
-            assert relay is not None
-            filt = ns.Filter().author(node.owner.keys.public_key()).kind(ns.Kind(1))
-            assert await relay.count_events(filt, TIMEOUT) == 3
-            assert await relay.count_events(ns.Filter().kind(ns.Kind(7)), TIMEOUT) == 1
-            assert await relay.count_events(ns.Filter().kind(ns.Kind(30023)), TIMEOUT) == 0
         finally:
             await client.shutdown()
+        relay = await RawRelay.open(node.url)
+        try:
+            for sid, filt, want in [("c1", {"authors": [node.owner.hex], "kinds": [1]}, 3),
+                                    ("c2", {"kinds": [7]}, 1),
+                                    ("c3", {"kinds": [30023]}, 0)]:
+                await relay.send(["COUNT", sid, filt])
+                assert await relay.recv() == ["COUNT", sid, {"count": want}]
+        finally:
+            await relay.close()
     run(body())

@@ -56,6 +56,8 @@ pub enum NegError {
     Set(#[source] negentropy::Error),
     #[error("error: internal error while building the set")]
     Internal,
+    #[error("{0}")]
+    RateLimited(&'static str),
 }
 
 /// One open session: the relay's side of a reconciliation.

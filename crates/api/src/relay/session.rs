@@ -17,7 +17,8 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use starling_core::{Ack, IngestError, LiveEvent, Origin};
 use starling_proto::message::parse_client_message;
 use starling_proto::{
-    matches_any, raw_event_id, ClientMessage, Filter, MessageError, RelayMessage, SubscriptionId,
+    matches_any, raw_event_id, raw_event_pubkey, ClientMessage, Filter, MessageError, RelayMessage,
+    SubscriptionId,
 };
 use starling_store::negentropy_storage;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -28,6 +29,8 @@ use tracing::{debug, info_span, Instrument};
 use super::auth::{self, Auth, AUTH_REQUIRED};
 use super::neg_message::{self, NegParseError, NegRequest};
 use super::negentropy::{NegError, NegSessions, MAX_ITEMS};
+use super::remote::WriteGate;
+use crate::limiter::{ConnSlot, RATE_LIMITED};
 use crate::ApiState;
 
 /// EVENTs of one connection being validated and stored at once.
@@ -54,6 +57,12 @@ struct Session<O> {
     neg: NegSessions,
     /// NIP-42: who the client proved to be.
     auth: Auth,
+    /// What the client must do before its EVENTs are taken (see `remote`).
+    gate: WriteGate,
+    /// This connection's place, rate limits and caps.
+    slot: ConnSlot,
+    /// Bytes of the EVENTs in `pending`.
+    pending_bytes: usize,
 }
 
 /// The next live event, or never when there is no feed.
@@ -66,14 +75,30 @@ async fn next_live(
     }
 }
 
-/// Runs a session until the client goes away, the output fails or the node shuts down.
-pub async fn run_session<I, O>(mut incoming: I, out: O, state: Arc<ApiState>)
+/// Runs a session of one of the owner's own clients until the client goes away, the
+/// output fails or the node shuts down.
+pub async fn run_session<I, O>(incoming: I, out: O, state: Arc<ApiState>, slot: ConnSlot)
 where
     I: Stream<Item = String> + Unpin,
     O: Sink<String> + Unpin,
 {
+    run_gated_session(incoming, out, state, slot, WriteGate::Open).await
+}
+
+/// As [`run_session`], for a client whose EVENTs must pass `gate`.
+pub async fn run_gated_session<I, O>(
+    mut incoming: I,
+    out: O,
+    state: Arc<ApiState>,
+    slot: ConnSlot,
+    gate: WriteGate,
+) where
+    I: Stream<Item = String> + Unpin,
+    O: Sink<String> + Unpin,
+{
     let conn = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let span = info_span!("ws", conn);
+    let span = info_span!("ws", conn, ip = ?slot.ip());
+    let max_pending_bytes = slot.max_pending_bytes();
     let shutdown = state.shutdown.clone();
     let mut session = Session {
         state: state.clone(),
@@ -83,6 +108,9 @@ where
         live: None,
         neg: NegSessions::new(state.limits.max_subscriptions, MAX_ITEMS),
         auth: Auth::default(),
+        gate,
+        slot,
+        pending_bytes: 0,
     };
     async {
         debug!("session opened");
@@ -90,7 +118,7 @@ where
             let ok = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(done) = session.pending.next(), if !session.pending.is_empty() => session.finish_ready(done).await,
-                msg = incoming.next(), if session.pending.len() < MAX_IN_FLIGHT => match msg {
+                msg = incoming.next(), if session.pending.len() < MAX_IN_FLIGHT && session.pending_bytes < max_pending_bytes => match msg {
                     Some(text) => session.handle(&text).await,
                     None => break,
                 },
@@ -132,6 +160,11 @@ impl<O: Sink<String> + Unpin> Session<O> {
                 self.submit(raw);
                 true
             }
+            Ok(ClientMessage::Req { sub_id, .. } | ClientMessage::Count { sub_id, .. })
+                if self.slot.req().is_err() =>
+            {
+                self.send(RelayMessage::Closed(&sub_id, RATE_LIMITED)).await
+            }
             Ok(ClientMessage::Req { sub_id, filters }) => self.req(sub_id, filters).await,
             Ok(ClientMessage::Count { sub_id, filters }) => self.count(sub_id, filters).await,
             Ok(ClientMessage::Auth(raw)) => self.authenticate(raw).await,
@@ -150,16 +183,37 @@ impl<O: Sink<String> + Unpin> Session<O> {
             Err(MessageError::BadSubscription { sub_id, reason }) => {
                 self.send(RelayMessage::Closed(&sub_id, &reason)).await
             }
-            Err(e) => {
-                self.send(RelayMessage::Notice(&format!("error: {e}")))
-                    .await
-            }
+            Err(e) => match self.slot.malformed() {
+                Ok(()) => {
+                    self.send(RelayMessage::Notice(&format!("error: {e}")))
+                        .await
+                }
+                Err(reason) => self.send(RelayMessage::Notice(reason)).await,
+            },
         }
     }
 
     fn submit(&mut self, raw: &str) {
-        let ingest = self.state.ingest.clone();
         let raw = raw.to_owned();
+        self.pending_bytes += raw.len();
+        let author = if self.slot.is_limited() {
+            raw_event_pubkey(&raw)
+        } else {
+            None
+        };
+        if let Err(reason) = self.slot.event(author.as_ref()) {
+            let refused = (raw, Err(IngestError::RateLimited(reason.into())));
+            self.pending
+                .push_back(tokio::spawn(std::future::ready(refused)));
+            return;
+        }
+        if let Err(refused) = self.gate.admit(self.auth.is(&self.state.owner)) {
+            // Queued like any submission, so OKs keep the order of the EVENTs.
+            self.pending
+                .push_back(tokio::spawn(std::future::ready((raw, Err(refused)))));
+            return;
+        }
+        let ingest = self.state.ingest.clone();
         let origin = if self.auth.is(&self.state.owner) {
             Origin::OwnerSession
         } else {
@@ -199,10 +253,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
         let id = raw_event_id(raw);
         let (accepted, message) = match self.auth.verify(raw, &self.state.limits) {
             Ok(pubkey) if pubkey == self.state.owner => (true, String::new()),
-            Ok(_) => (
-                true,
-                "authenticated, but not as this node's owner: gift wraps stay hidden".into(),
-            ),
+            Ok(_) => (true, self.gate.not_the_owner().into()),
             Err(e) => (false, e),
         };
         self.send(RelayMessage::Ok {
@@ -218,12 +269,14 @@ impl<O: Sink<String> + Unpin> Session<O> {
         done: Result<(String, Result<Ack, IngestError>), tokio::task::JoinError>,
     ) -> bool {
         let Ok((raw, result)) = done else {
+            // The task panicked: its size stays counted, which only slows this connection.
             return self
                 .feed(RelayMessage::Notice(
                     "error: internal error while storing an event",
                 ))
                 .await;
         };
+        self.pending_bytes -= raw.len();
         match result {
             Ok(ack) => {
                 let message = if ack.duplicate {
@@ -241,6 +294,9 @@ impl<O: Sink<String> + Unpin> Session<O> {
             }
             Err(e) => {
                 debug!(error = %e, "event refused");
+                if !matches!(e, IngestError::RateLimited(_)) {
+                    self.slot.refused();
+                }
                 if matches!(e, IngestError::AuthRequired(_)) && !self.challenge().await {
                     return false;
                 }
@@ -366,6 +422,11 @@ impl<O: Sink<String> + Unpin> Session<O> {
                 filter,
                 initial,
             }) => {
+                if let Err(reason) = self.slot.req() {
+                    return self
+                        .neg_reply(&sub_id, Err(NegError::RateLimited(reason)))
+                        .await;
+                }
                 if !self.drain().await {
                     return false;
                 }

@@ -1,20 +1,23 @@
 //! NostrP2P's REST API, byte-compatible with its Flutter client (see
 //! `shared/NOSTRP2P_COMPAT.md`): `POST /publish` takes a NIP-01 event as JSON, `POST /req`
 //! takes a filter and answers with gzip-compressed msgpack. CORS is open to any origin, as
-//! NostrP2P's was, including Chrome's private-network preflight.
+//! NostrP2P's was, including Chrome's private-network preflight. On an exposed node,
+//! `POST /publish` from another machine needs the login token as a bearer token
+//! ([`crate::exposure`]).
 
 pub(crate) mod msgpack;
 pub(crate) mod req;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use starling_core::{IngestError, Origin};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -51,6 +54,16 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .layer(private_network)
 }
 
+/// The client's address, when the server was started with connection info.
+pub(crate) fn peer_ip(peer: &Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<IpAddr> {
+    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
+}
+
+/// A rate limit's refusal as `429 Too Many Requests`.
+fn rate_limit(verdict: Result<(), &'static str>) -> Result<(), RestError> {
+    verdict.map_err(|reason| RestError(StatusCode::TOO_MANY_REQUESTS, reason.into()))
+}
+
 pub async fn not_found() -> RestError {
     RestError(StatusCode::NOT_FOUND, "no such route".into())
 }
@@ -83,9 +96,18 @@ pub fn publish_text(body: &[u8]) -> Result<&str, RestError> {
 
 async fn publish(
     State(state): State<Arc<ApiState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, RestError> {
+    rate_limit(state.limiter.http_events(peer_ip(&peer), 1))?;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    if !crate::exposure::rest_write_allowed(&state, peer, &headers) {
+        return Err(RestError(
+            StatusCode::UNAUTHORIZED,
+            crate::exposure::REST_AUTH_REQUIRED.into(),
+        ));
+    }
     require_json(&headers)?;
     let text = publish_text(&body)?;
     match state.ingest.submit_json(text, Origin::LocalClient).await {
@@ -96,7 +118,9 @@ async fn publish(
                 IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
                 IngestError::Blocked(_) | IngestError::Deleted => StatusCode::FORBIDDEN,
                 IngestError::AuthRequired(_) => StatusCode::UNAUTHORIZED,
+                IngestError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 IngestError::Superseded => StatusCode::CONFLICT,
+                IngestError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 IngestError::Store(_) | IngestError::Delivery(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }

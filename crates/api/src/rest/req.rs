@@ -4,16 +4,18 @@
 //! `since`/`until` of 0 or -1 mean no bound, `limit` -1 means no limit (capped at the
 //! relay's `max_limit`). Answers are oldest first.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use starling_proto::{Event, EventId, Filter, Kind, Limits, PublicKey, Timestamp};
 
-use super::{msgpack, require_json, RestError};
+use super::{msgpack, peer_ip, rate_limit, require_json, RestError};
 use crate::ApiState;
 
 /// NostrP2P's pseudo-kind asking for the home timeline.
@@ -97,9 +99,11 @@ pub fn parse_req(body: &[u8], limits: &Limits) -> Result<RestQuery, RestError> {
 
 pub async fn req(
     State(state): State<Arc<ApiState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, RestError> {
+    rate_limit(state.limiter.http_req(peer_ip(&peer)))?;
     require_json(&headers)?;
     let mut events = match parse_req(&body, &state.limits)? {
         RestQuery::Timeline { window, limit } => timeline(&state, window, limit).await?,

@@ -4,7 +4,8 @@
 //! loopback name (absent, `localhost`, or a loopback or unspecified IP literal), comes from
 //! the owner's own machine and needs no login. The `Host` check shuts out DNS rebinding: a
 //! page of `evil.example` made to resolve to 127.0.0.1 reaches the node from loopback but
-//! names its own host. Every other request must carry a session cookie, which
+//! names its own host. A request that a reverse proxy forwarded (it carries `Forwarded`,
+//! `X-Forwarded-For` or `X-Real-IP`) comes from elsewhere, even over loopback. Every other request must carry a session cookie, which
 //! `POST /api/login` hands out to whoever proves to be the owner (the node's login token,
 //! or a NIP-42-style challenge signed with the owner's key through NIP-07; see
 //! [`super::login`]).
@@ -91,7 +92,7 @@ impl Access {
 
     /// Classifies a request by its peer address and headers.
     pub fn caller(&self, peer: Option<SocketAddr>, headers: &HeaderMap, now: Instant) -> Caller {
-        if is_local(peer, host(headers)) {
+        if is_local(peer, host(headers)) && !forwarded(headers) {
             return Caller::Local;
         }
         let valid = session_cookie(headers).is_some_and(|id| {
@@ -184,6 +185,13 @@ fn insert_bounded<K: Eq + std::hash::Hash + Clone>(
 /// The request's `Host` header.
 fn host(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::HOST).and_then(|v| v.to_str().ok())
+}
+
+/// Whether a reverse proxy forwarded the request for someone else.
+fn forwarded(headers: &HeaderMap) -> bool {
+    ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| headers.contains_key(*name))
 }
 
 /// The loopback rule (see the module docs).
@@ -315,6 +323,27 @@ mod tests {
         assert!(!is_local(addr("[fd00::1]:5000"), None));
         // No known peer: not local.
         assert!(!is_local(None, Some("127.0.0.1:7777")));
+    }
+
+    #[test]
+    fn a_request_a_proxy_forwarded_is_not_local() {
+        let access = Access::new(None);
+        let now = Instant::now();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7777"));
+        assert_eq!(
+            access.caller(addr("127.0.0.1:5000"), &headers, now),
+            Caller::Local
+        );
+        for name in ["forwarded", "x-forwarded-for", "x-real-ip"] {
+            let mut proxied = headers.clone();
+            proxied.insert(name, HeaderValue::from_static("203.0.113.7"));
+            assert_eq!(
+                access.caller(addr("127.0.0.1:5000"), &proxied, now),
+                Caller::Stranger,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -59,6 +59,22 @@ impl WebState {
     pub fn version(&self) -> &str {
         self.assets.version()
     }
+
+    /// Classifies a request by its peer address and headers ([`access`]'s rule).
+    pub fn caller(&self, peer: Option<SocketAddr>, headers: &HeaderMap, now: Instant) -> Caller {
+        self.access.caller(peer, headers, now)
+    }
+
+    /// Whether `given` is the login token.
+    pub fn token_matches(&self, given: &str) -> bool {
+        self.access.token_matches(given)
+    }
+}
+
+/// Whether a request that a browser may have sent comes from the node's own pages (its
+/// `Origin`, if any, names the `Host`; `Sec-Fetch-Site`, if any, says the same origin).
+pub fn from_own_origin(headers: &HeaderMap) -> bool {
+    access::same_origin(&axum::http::Method::POST, headers).is_ok()
 }
 
 /// The web routes only the owner may use (wrapped in [`require_owner`] by the router).

@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
-use starling_api::{ApiState, WebState};
+use starling_api::{ApiState, Exposure, WebState};
 use starling_core::{EventBus, Ingest};
 use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Limits, Tag};
 use starling_store::{SqliteStore, StoreOptions};
@@ -32,6 +32,11 @@ pub fn node_with(limits: Limits) -> Node {
 
 /// A node that holds the owner's secret key (`signs`) or only the public key.
 pub fn node_signing(limits: Limits, signs: bool) -> Node {
+    node_exposed(limits, signs, Exposure::Loopback)
+}
+
+/// As [`node_signing`], reachable by other machines or not.
+pub fn node_exposed(limits: Limits, signs: bool, exposure: Exposure) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let owner = Keys::generate();
     let store = Arc::new(
@@ -57,6 +62,8 @@ pub fn node_signing(limits: Limits, signs: bool) -> Node {
         subscriptions: AtomicUsize::new(0),
         remote: None,
         web: WebState::new(signs.then(|| owner.clone()), Some(LOGIN_TOKEN)),
+        limiter: starling_api::Limiter::new(starling_api::RateConfig::default()),
+        exposure,
     });
     Node {
         state,

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use tracing::warn;
+
 use crate::NetError;
 
 /// A row due for delivery.
@@ -86,6 +88,15 @@ fn add_acks_column(conn: &Connection) -> rusqlite::Result<()> {
 #[derive(Clone)]
 pub struct OutboxDb {
     conn: Arc<Mutex<Connection>>,
+}
+
+/// Logs a failed write whose caller carries on without it (on a full disk, say): the rows
+/// keep their old state and are dealt with again later, which the idempotent inserts and
+/// the receivers' duplicate checks make harmless.
+pub(crate) fn log_failed_write(result: Result<(), NetError>, what: &str) {
+    if let Err(e) = result {
+        warn!(error = %e, "outbox.db: cannot {what}; carrying on without it");
+    }
 }
 
 fn db_err(e: rusqlite::Error) -> NetError {

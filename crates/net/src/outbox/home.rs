@@ -39,7 +39,10 @@ impl OutboxTask {
     pub(super) async fn deliver_home(&self, user: &str, rows: Vec<db::Due>) {
         let Ok(pk) = PublicKey::from_hex(user) else {
             let keys = rows.into_iter().map(|r| (r.event_id, r.target)).collect();
-            let _ = self.db.give_up(keys, "malformed target".into()).await;
+            super::db::log_failed_write(
+                self.db.give_up(keys, "malformed target".into()).await,
+                "mark rows given up",
+            );
             return;
         };
         let fresh = rows.iter().any(|r| r.attempts > 0);
@@ -113,14 +116,17 @@ impl OutboxTask {
                 again.push(row);
             }
         }
-        let _ = self.db.set_acks(ack_rows).await;
+        super::db::log_failed_write(self.db.set_acks(ack_rows).await, "record the members' acks");
         if !done.is_empty() {
             info!(%user, events = done.len(), members = set.members.len(), "home set has them");
-            let _ = self.db.delivered(done).await;
+            super::db::log_failed_write(self.db.delivered(done).await, "mark rows delivered");
         }
         for (key, reason) in given_up {
             warn!(%user, id = %key.0, %reason, "home set refused the event as invalid; giving up");
-            let _ = self.db.give_up(vec![key], reason).await;
+            super::db::log_failed_write(
+                self.db.give_up(vec![key], reason).await,
+                "mark rows given up",
+            );
         }
         if !again.is_empty() {
             let reason = failure.unwrap_or_else(|| "too few home-set members took it".into());

@@ -10,6 +10,7 @@
 //! idempotent). Lists (kind 3, other replaceable and addressable kinds) tag many people
 //! without addressing them, so they go to the owner's home set only.
 
+mod cursor;
 pub mod db;
 mod home;
 mod wraps;
@@ -35,6 +36,7 @@ use crate::handle::Network;
 use crate::policy::tagged_pubkeys;
 use crate::wire::{Request, RequestBody, ResponseBody};
 
+use cursor::CursorState;
 pub use db::{Depth, OutboxDb};
 
 /// Recipients per event at most.
@@ -85,11 +87,11 @@ impl OutboxTask {
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let mut bus = this.bus.subscribe();
-        this.rescan().await;
+        let mut cursor = CursorState::default();
+        this.rescan(&mut cursor).await;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         let mut cursor_tick = tokio::time::interval(Duration::from_secs(5));
-        let mut seen_max = 0u64;
         let mut sending: JoinSet<String> = JoinSet::new();
         let mut busy: HashSet<String> = HashSet::new();
         loop {
@@ -97,11 +99,11 @@ impl OutboxTask {
                 _ = shutdown.cancelled() => break,
                 item = bus.recv() => match item {
                     Ok(live) if live.event.pubkey == this.owner => {
-                        seen_max = seen_max.max(live.event.created_at.as_secs());
-                        this.enqueue(&live.event, &live.json).await;
+                        let queued = this.enqueue(&live.event, &live.json).await;
+                        cursor.seen(live.event.created_at.as_secs(), queued);
                     }
                     Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => this.rescan().await,
+                    Err(RecvError::Lagged(_)) => this.rescan(&mut cursor).await,
                     Err(RecvError::Closed) => break,
                 },
                 Some(done) = sending.join_next(), if !sending.is_empty() => {
@@ -115,11 +117,8 @@ impl OutboxTask {
                 _ = this.wake.notified() => this.clone().start_due(&mut sending, &mut busy).await,
                 // The cursor moves in the background: a crash loses at most a few seconds
                 // of it, and the rescan overlaps by more than that.
-                _ = cursor_tick.tick(), if seen_max > 0 => {
-                    if let Err(e) = this.db.set_cursor(seen_max).await {
-                        warn!(error = %e, "cannot move the outbox cursor");
-                    }
-                    seen_max = 0;
+                _ = cursor_tick.tick(), if cursor.seen_max > 0 || cursor.unqueued.is_some() => {
+                    this.tick_cursor(&mut cursor).await;
                 }
                 _ = prune.tick() => {
                     let before = now().saturating_sub(this.settings.give_up.as_secs() + 86_400);
@@ -132,7 +131,8 @@ impl OutboxTask {
         sending.shutdown().await;
     }
 
-    async fn enqueue(&self, event: &Event, json: &str) {
+    /// Queues `event` for its recipients; false if `outbox.db` refused the rows.
+    async fn enqueue(&self, event: &Event, json: &str) -> bool {
         let mut targets = Vec::new();
         if KindClass::of(event.kind) != KindClass::Ephemeral {
             targets.push(home_target(&self.owner));
@@ -152,31 +152,73 @@ impl OutboxTask {
                     debug!(id = %event.id, targets = n, "queued for delivery");
                     self.wake.notify_one();
                 }
-                Err(e) => warn!(id = %event.id, error = %e, "cannot queue an event for delivery"),
+                Err(e) => {
+                    warn!(id = %event.id, error = %e, "cannot queue an event for delivery; trying again shortly");
+                    return false;
+                }
             }
+        }
+        true
+    }
+
+    /// Queues again what `outbox.db` refused before, then moves the cursor, never past an
+    /// event that is not queued.
+    async fn tick_cursor(&self, cursor: &mut CursorState) {
+        if let Some(since) = cursor.unqueued {
+            if self.queue_since(since).await {
+                info!("queued the owner's events that outbox.db refused before");
+                cursor.unqueued = None;
+            }
+        }
+        let upto = cursor.upto();
+        if upto == 0 {
+            return;
+        }
+        match self.db.set_cursor(upto).await {
+            Ok(()) if upto == cursor.seen_max => cursor.seen_max = 0,
+            Ok(()) => {}
+            Err(e) => warn!(error = %e, "cannot move the outbox cursor"),
         }
     }
 
     /// Queues the owner's events since the cursor (after a restart or a lagging bus).
-    async fn rescan(&self) {
+    async fn rescan(&self, cursor: &mut CursorState) {
         let since = match self.db.cursor().await {
             Ok(c) => c.saturating_sub(RESCAN_OVERLAP),
             Err(e) => return warn!(error = %e, "cannot read the outbox cursor"),
         };
+        if !self.queue_since(since).await {
+            cursor.refused(since);
+        }
+    }
+
+    /// Queues the owner's stored events created at or after `since`, oldest first, and
+    /// moves the cursor to the newest. Stops at the first that `outbox.db` refuses and
+    /// returns false.
+    async fn queue_since(&self, since: u64) -> bool {
         let filter = Filter::new()
             .author(self.owner)
             .since(Timestamp::from(since));
-        match self.store.query(vec![filter]).await {
-            Ok(events) => {
-                for event in events.iter().rev() {
-                    self.enqueue(event, &event.as_json()).await;
-                }
-                if let Some(newest) = events.first() {
-                    let _ = self.db.set_cursor(newest.created_at.as_secs()).await;
-                }
+        let events = match self.store.query(vec![filter]).await {
+            Ok(events) => events,
+            Err(e) => {
+                warn!(error = %e, "cannot rescan the owner's events");
+                return false;
             }
-            Err(e) => warn!(error = %e, "cannot rescan the owner's events"),
+        };
+        for event in events.iter().rev() {
+            if !self.enqueue(event, &event.as_json()).await {
+                // The rest would most likely fail the same way (a full disk): next tick.
+                return false;
+            }
         }
+        if let Some(newest) = events.first() {
+            db::log_failed_write(
+                self.db.set_cursor(newest.created_at.as_secs()).await,
+                "move the outbox cursor",
+            );
+        }
+        true
     }
 
     async fn start_due(self: Arc<Self>, sending: &mut JoinSet<String>, busy: &mut HashSet<String>) {
@@ -237,11 +279,14 @@ impl OutboxTask {
         }
         if !done.is_empty() {
             info!(%target, events = done.len(), "delivered");
-            let _ = self.db.delivered(done).await;
+            db::log_failed_write(self.db.delivered(done).await, "mark rows delivered");
         }
         for (key, reason) in refused {
             warn!(%target, id = %key.0, %reason, "recipient refused the event; giving up");
-            let _ = self.db.give_up(vec![key], reason).await;
+            db::log_failed_write(
+                self.db.give_up(vec![key], reason).await,
+                "mark rows given up",
+            );
         }
         for (row, reason) in again {
             self.reschedule(vec![row], reason).await;
@@ -290,16 +335,11 @@ impl OutboxTask {
         }
         if !expired.is_empty() {
             warn!(events = expired.len(), %reason, "undelivered for too long; giving up");
-            let _ = self
-                .db
-                .give_up(
-                    expired,
-                    format!("gave up after {:?}: {reason}", self.settings.give_up),
-                )
-                .await;
+            let reason = format!("gave up after {:?}: {reason}", self.settings.give_up);
+            db::log_failed_write(self.db.give_up(expired, reason).await, "mark rows given up");
         }
         if !keys.is_empty() {
-            let _ = self.db.retry(keys, next, reason).await;
+            db::log_failed_write(self.db.retry(keys, next, reason).await, "reschedule rows");
         }
     }
 }

@@ -23,12 +23,22 @@ use crate::datadir::DataDir;
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The API address to talk to: `--api`, else the running node's (`api.addr`), else the
-/// config's.
+/// config's. A node that serves its API over TLS is refused with a clear message: the CLI
+/// speaks plain ws:// and http:// only.
 pub fn api_address(opts: &ClientOpts) -> anyhow::Result<String> {
     if let Some(api) = &opts.api {
         return Ok(api.clone());
     }
     let dir = DataDir::resolve(opts.dir.data_dir.clone())?;
+    let tls = Config::load(&dir.config()).is_ok_and(|c| c.api.tls_cert.is_some());
+    if dir.is_initialized() && tls {
+        bail!(
+            "the node in {} serves its API over TLS (wss://, [api] tls_cert), which the CLI \
+             does not speak yet: use another Nostr client with the node's certificate \
+             trusted, or a node on a loopback address",
+            dir.path().display()
+        );
+    }
     if let Ok(addr) = std::fs::read_to_string(dir.api_addr()) {
         return Ok(addr.trim().to_string());
     }

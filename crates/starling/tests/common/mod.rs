@@ -250,6 +250,21 @@ impl RelayClient {
         }
     }
 
+    /// Publishes `event` and returns the relay's OK message for it.
+    pub async fn publish(&mut self, event: &Value) -> Value {
+        let msg = json!(["EVENT", event]).to_string();
+        self.ws.send(Message::text(msg)).await.unwrap();
+        loop {
+            let m = self
+                .next(Duration::from_secs(20))
+                .await
+                .expect("OK in time");
+            if m[0] == "OK" && m[1] == event["id"] {
+                return m;
+            }
+        }
+    }
+
     /// Repeats the REQ every 200 ms until it returns at least `n` events or `limit`
     /// passes; returns the last answer.
     pub async fn req_until(

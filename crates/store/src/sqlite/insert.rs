@@ -10,7 +10,7 @@ use crate::SaveOutcome;
 /// Longest tag value that is indexed; longer values cannot be matched by `#x` filters.
 pub const MAX_INDEXED_TAG_VALUE: usize = 256;
 
-const KIND_DELETION: u16 = 5;
+pub(crate) const KIND_DELETION: u16 = 5;
 
 /// What applying one event changed.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +23,7 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn only(outcome: SaveOutcome) -> Self {
+    pub(crate) fn only(outcome: SaveOutcome) -> Self {
         Self {
             outcome,
             events: 0,
@@ -45,7 +45,7 @@ pub fn indexed_tags(event: &Event) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The `d` tag of an addressable event ("" when it has none).
-fn d_tag(event: &Event) -> Option<String> {
+pub(crate) fn d_tag(event: &Event) -> Option<String> {
     match KindClass::of(event.kind) {
         KindClass::Addressable => Some(event.tags.identifier().unwrap_or_default()),
         _ => None,
@@ -53,7 +53,7 @@ fn d_tag(event: &Event) -> Option<String> {
 }
 
 /// The NIP-09 `a` coordinate of a replaceable or addressable event.
-fn coordinate(event: &Event, d: Option<&str>) -> String {
+pub(crate) fn coordinate(event: &Event, d: Option<&str>) -> String {
     format!(
         "{}:{}:{}",
         event.kind.as_u16(),

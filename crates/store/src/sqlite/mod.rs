@@ -1,9 +1,9 @@
 //! The embedded SQLite backend: a WAL database file with one writer thread
 //! ([`writer::Writer`]) and a pool of readers ([`pool::ReadPool`]).
 
-mod insert;
+pub(crate) mod insert;
 mod pool;
-mod query;
+pub(crate) mod query;
 mod schema;
 mod writer;
 

@@ -71,7 +71,7 @@ fn clause(filter: &Filter, now: i64, skip_tag: Option<SingleLetterTag>) -> Claus
 }
 
 /// The tag that drives a filter's query, when neither ids nor authors do.
-fn driving_tag(filter: &Filter) -> Option<(SingleLetterTag, &BTreeSet<String>)> {
+pub(crate) fn driving_tag(filter: &Filter) -> Option<(SingleLetterTag, &BTreeSet<String>)> {
     let unset = |s: Option<usize>| s.is_none_or(|n| n == 0);
     if !unset(filter.ids.as_ref().map(|s| s.len()))
         || !unset(filter.authors.as_ref().map(|s| s.len()))
@@ -88,7 +88,7 @@ fn driving_tag(filter: &Filter) -> Option<(SingleLetterTag, &BTreeSet<String>)> 
 /// Splits a filter into parts with one value in the field that drives the index (authors,
 /// else the driving tag, else kinds), so each part reads newest-first off an index and
 /// stops after `limit` rows instead of sorting every match. Ids are direct lookups.
-fn split(filter: &Filter) -> Vec<Filter> {
+pub(crate) fn split(filter: &Filter) -> Vec<Filter> {
     let with = |f: &dyn Fn(&mut Filter)| {
         let mut part = filter.clone();
         f(&mut part);

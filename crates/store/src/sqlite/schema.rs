@@ -62,5 +62,10 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         )));
     }
     conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(&format!("PRAGMA user_version = {VERSION};"))
+    // Written only when it changes: an unchanged database is opened without a write, so a
+    // node whose disk is full still starts and serves reads.
+    if version != VERSION {
+        conn.execute_batch(&format!("PRAGMA user_version = {VERSION};"))?;
+    }
+    Ok(())
 }

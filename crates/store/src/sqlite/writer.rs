@@ -9,6 +9,11 @@
 //! the insert's cost. Failures are rare, so a batch is first applied without savepoints;
 //! if any request fails, that attempt is rolled back and the batch is applied again with
 //! a savepoint per save request, giving the answers a savepoint per request always gave.
+//!
+//! A batch that cannot be committed (a full disk, an I/O error) is rolled back whole:
+//! every waiter of that batch gets the error, none of it is acknowledged, and the thread
+//! goes on with the next batch, which is tried afresh. A full disk is logged once when it
+//! starts refusing writes and once when writes succeed again.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +51,8 @@ pub struct Writer {
     conn: Connection,
     counters: Arc<Counters>,
     bound: Bound,
+    /// Whether the last batch failed on a full disk (so the state change is logged once).
+    full: bool,
 }
 
 impl Writer {
@@ -71,6 +78,7 @@ impl Writer {
                 max_bytes: options.max_bytes,
                 protected: options.protected_authors.iter().copied().collect(),
             },
+            full: false,
         })
     }
 
@@ -102,6 +110,10 @@ impl Writer {
     /// Applies a batch; returns the shutdown reply if the batch asked to stop.
     fn process(&mut self, batch: Vec<WriteCmd>) -> Option<oneshot::Sender<()>> {
         let result = self.attempt(&batch, false).or_else(|e| {
+            if disk_failure(&e) {
+                // Not one request's fault: applying them one by one would only fail again.
+                return Err(e);
+            }
             debug!(error = %e, "a write failed; applying the batch again, isolating each request");
             self.attempt(&batch, true)
         });
@@ -109,11 +121,17 @@ impl Writer {
             Ok((outcomes, (events, bytes))) => {
                 self.counters.events.store(events, Ordering::Relaxed);
                 self.counters.bytes.store(bytes, Ordering::Relaxed);
+                self.note_full(false, None);
                 (outcomes, None)
             }
             Err(e) => {
-                warn!(error = %e, "write batch failed and was rolled back");
-                (Outcomes::default(), Some(StoreError::from(e)))
+                let e = StoreError::from(e);
+                if e.is_full() {
+                    self.note_full(true, Some(&e));
+                } else {
+                    warn!(error = %e, "write batch failed and was rolled back");
+                }
+                (Outcomes::default(), Some(e))
             }
         };
         let mut shutdown = None;
@@ -131,6 +149,21 @@ impl Writer {
             }
         }
         shutdown
+    }
+
+    /// Logs when the disk becomes full (writes are refused from then on) and when a batch
+    /// commits again after that.
+    fn note_full(&mut self, full: bool, error: Option<&StoreError>) {
+        match (self.full, full) {
+            (false, true) => warn!(
+                error = %error.map(ToString::to_string).unwrap_or_default(),
+                "storage full: refusing writes until space is freed on the store's disk"
+            ),
+            (true, true) => debug!("storage still full: a write batch was refused"),
+            (true, false) => info!("storage has room again: writes resume"),
+            (false, false) => {}
+        }
+        self.full = full;
     }
 
     /// Applies `batch` in one transaction and commits it; returns each request's outcome
@@ -176,6 +209,14 @@ impl Writer {
         tx.commit()?;
         Ok((outcomes, totals))
     }
+}
+
+/// Whether `e` is the disk's failure (full, or an I/O error) rather than a request's.
+fn disk_failure(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+    )
 }
 
 /// The outcome of each request of a batch, by kind, in the batch's order.
@@ -228,7 +269,7 @@ fn answer<T>(
 ) {
     let sent = match (failure, outcomes.pop_front()) {
         (None, Some(outcome)) => outcome,
-        (Some(e), _) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+        (Some(e), _) => Err(e.for_waiter()),
         (None, None) => Err(StoreError::Corrupt("the writer lost an outcome".into())),
     };
     let _ = reply.send(sent);
@@ -377,5 +418,61 @@ mod tests {
             .query_row("SELECT count(*) FROM event", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, 2);
+    }
+
+    fn stored(writer: &Writer) -> i64 {
+        writer
+            .conn
+            .query_row("SELECT count(*) FROM event", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_full_disk_refuses_the_batch_and_the_next_batch_is_tried_afresh() {
+        let conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&conn).unwrap();
+        let counters = Arc::new(Counters::default());
+        let mut writer = Writer::new(conn, counters.clone(), &StoreOptions::default()).unwrap();
+        // Cap the database at its current size: SQLite then answers any write that needs
+        // a new page with SQLITE_FULL, as it does when the disk is full.
+        let pages: i64 = writer
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        writer
+            .conn
+            .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
+            .unwrap();
+        let keys = Keys::generate();
+        let big = "x".repeat(20_000);
+        let (cmds, mut answers): (Vec<_>, Vec<_>) = ["one", "two", "three"]
+            .iter()
+            .map(|c| save_cmd(&keys, &format!("{c} {big}")))
+            .unzip();
+        assert!(writer.process(cmds).is_none());
+        for answer in &mut answers {
+            let got = answer.try_recv().unwrap();
+            assert!(matches!(got, Err(StoreError::Full(_))), "{got:?}");
+            let message = got.unwrap_err().to_string();
+            assert!(message.starts_with("storage full: "), "{message}");
+        }
+        assert_eq!(stored(&writer), 0, "nothing of a refused batch is kept");
+        assert_eq!(counters.events.load(Ordering::Relaxed), 0);
+        assert!(writer.full);
+
+        // Space returns: the next batch is committed without any reset.
+        writer
+            .conn
+            .execute_batch("PRAGMA max_page_count = 1073741823;")
+            .unwrap();
+        let (cmd, mut answer) = save_cmd(&keys, &format!("after {big}"));
+        assert!(writer.process(vec![cmd]).is_none());
+        assert!(matches!(
+            answer.try_recv().unwrap().as_deref(),
+            Ok([SaveOutcome::Stored])
+        ));
+        assert_eq!(stored(&writer), 1);
+        assert_eq!(counters.events.load(Ordering::Relaxed), 1);
+        assert!(!writer.full);
     }
 }
