@@ -16,6 +16,7 @@ use starling_proto::{Event, Filter, PublicKey, RenderedEvent, Timestamp};
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod queue;
 pub mod reconcile;
 pub mod sqlite;
 #[cfg(feature = "test-suite")]

@@ -19,19 +19,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use starling_proto::{Event, Filter, RenderedEvent, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::Config;
 
 use self::connect::{connect, Readers};
-use self::writer::{Counters, WriteCmd, Writer};
+use self::writer::Writer;
+use crate::queue::{Counters, WriteQueue};
 use crate::{EventKey, EventStore, SaveOutcome, StoreError, StoreOptions, StoreStats};
 
 pub use tokio_postgres::Config as PostgresConfig;
 
 /// Queued write requests before callers wait.
 const WRITE_QUEUE: usize = 4096;
-/// Events per write request in `save_many`.
-const IMPORT_CHUNK: usize = 1000;
 /// Reader connections.
 const READERS: usize = 4;
 /// Most events one filter may return.
@@ -39,7 +38,7 @@ const MAX_LIMIT: usize = 5000;
 
 /// The PostgreSQL event store.
 pub struct PostgresStore {
-    writer: mpsc::Sender<WriteCmd>,
+    writer: WriteQueue,
     readers: Readers,
     counters: Arc<Counters>,
 }
@@ -65,7 +64,7 @@ impl PostgresStore {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(writer.run(rx));
         Ok(Self {
-            writer: tx,
+            writer: WriteQueue::new(tx),
             readers: Readers::new(config, READERS),
             counters,
         })
@@ -74,22 +73,7 @@ impl PostgresStore {
     /// Finishes queued writes and stops the writer. Later writes fail with
     /// [`StoreError::Closed`].
     pub async fn shutdown(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.writer.send(WriteCmd::Shutdown(done)).await.is_ok() {
-            let _ = wait.await;
-        }
-    }
-
-    async fn write<T>(
-        &self,
-        make: impl FnOnce(writer::Reply<T>) -> WriteCmd,
-    ) -> Result<T, StoreError> {
-        let (reply, wait) = oneshot::channel();
-        self.writer
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?
+        self.writer.shutdown().await
     }
 }
 
@@ -100,23 +84,14 @@ fn now() -> i64 {
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn save(&self, event: Arc<RenderedEvent>) -> Result<SaveOutcome, StoreError> {
-        let outcomes = self
-            .write(|reply| WriteCmd::Save(vec![event], reply))
-            .await?;
-        outcomes.into_iter().next().ok_or(StoreError::Closed)
+        self.writer.save(event).await
     }
 
     async fn save_many(
         &self,
-        mut events: Vec<Arc<RenderedEvent>>,
+        events: Vec<Arc<RenderedEvent>>,
     ) -> Result<Vec<SaveOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(events.len());
-        while !events.is_empty() {
-            let rest = events.split_off(events.len().min(IMPORT_CHUNK));
-            let chunk = std::mem::replace(&mut events, rest);
-            outcomes.extend(self.write(|reply| WriteCmd::Save(chunk, reply)).await?);
-        }
-        Ok(outcomes)
+        self.writer.save_many(events).await
     }
 
     async fn query(&self, filters: Vec<Filter>) -> Result<Vec<Event>, StoreError> {
@@ -143,9 +118,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn remove_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let now = now.as_secs() as i64;
-        self.write(|reply| WriteCmd::RemoveExpired(now, reply))
-            .await
+        self.writer.remove_expired(now.as_secs() as i64).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -13,11 +13,9 @@
 //! savepoints; if anything fails the attempt is rolled back and the batch applied again
 //! with a savepoint per request. A lost connection is opened again at the next batch.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use starling_proto::RenderedEvent;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Config, Transaction};
 use tracing::{debug, info, warn};
@@ -25,29 +23,13 @@ use tracing::{debug, info, warn};
 use super::connect::connect;
 use super::insert::{self, delete_events, Statements};
 use super::schema::WRITE_LOCK;
+use crate::queue::{answer_all, Counters, Outcomes, WriteCmd};
 use crate::{SaveOutcome, StoreError, StoreOptions};
 
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;
 /// Rows the pruning pass reads at a time.
 const PRUNE_PAGE: i64 = 512;
-
-pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// A request to the writer.
-pub enum WriteCmd {
-    Save(Vec<Arc<RenderedEvent>>, Reply<Vec<SaveOutcome>>),
-    RemoveExpired(i64, Reply<u64>),
-    /// Finish queued work and stop.
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// The totals after the last commit, written by the writer and read by anyone.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub events: AtomicU64,
-    pub bytes: AtomicU64,
-}
 
 /// The writing connection and its prepared statements.
 struct Conn {
@@ -136,7 +118,7 @@ impl Writer {
                 self.attempt(&batch, true).await
             }
         };
-        let (mut outcomes, failure) = match result {
+        let (outcomes, failure) = match result {
             Ok((outcomes, totals)) => {
                 self.set_totals(totals);
                 (outcomes, None)
@@ -146,21 +128,7 @@ impl Writer {
                 (Outcomes::default(), Some(e))
             }
         };
-        let mut shutdown = None;
-        for cmd in batch {
-            match cmd {
-                WriteCmd::Save(events, reply) => {
-                    // Let go of the events first: the caller then owns them alone again.
-                    drop(events);
-                    answer(reply, failure.as_ref(), &mut outcomes.saves)
-                }
-                WriteCmd::RemoveExpired(_, reply) => {
-                    answer(reply, failure.as_ref(), &mut outcomes.removals)
-                }
-                WriteCmd::Shutdown(done) => shutdown = Some(done),
-            }
-        }
-        shutdown
+        answer_all(batch, outcomes, failure.as_ref())
     }
 
     /// Applies `batch` in one transaction and commits it; returns each request's outcome
@@ -270,12 +238,6 @@ async fn run_request(
 }
 
 /// The outcome of each request of a batch, by kind, in the batch's order.
-#[derive(Default)]
-struct Outcomes {
-    saves: VecDeque<Result<Vec<SaveOutcome>, StoreError>>,
-    removals: VecDeque<Result<u64, StoreError>>,
-}
-
 impl Outcomes {
     fn push(&mut self, done: Done) {
         match done {
@@ -287,19 +249,6 @@ impl Outcomes {
 
 /// Answers a request once its batch is settled: with its own outcome (the next of
 /// `outcomes`) if the batch committed, else with the batch's `failure`.
-fn answer<T>(
-    reply: Reply<T>,
-    failure: Option<&StoreError>,
-    outcomes: &mut VecDeque<Result<T, StoreError>>,
-) {
-    let sent = match (failure, outcomes.pop_front()) {
-        (None, Some(outcome)) => outcome,
-        (Some(e), _) => Err(e.for_waiter()),
-        (None, None) => Err(StoreError::Corrupt("the writer lost an outcome".into())),
-    };
-    let _ = reply.send(sent);
-}
-
 /// Adds `delta` to the stored totals and returns them (events, bytes).
 async fn add_totals(tx: &Transaction<'_>, delta: (i64, i64)) -> Result<(i64, i64), StoreError> {
     let row = tx

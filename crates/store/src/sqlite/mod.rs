@@ -14,18 +14,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::Connection;
 use starling_proto::{Event, Filter, RenderedEvent, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use self::pool::ReadPool;
-use self::writer::{Counters, WriteCmd, Writer};
+use self::writer::Writer;
+use crate::queue::{Counters, WriteQueue};
 use crate::{EventKey, EventStore, SaveOutcome, StoreError, StoreOptions, StoreStats};
 
 pub use self::insert::MAX_INDEXED_TAG_VALUE;
 
 /// Queued write requests before callers wait.
 const WRITE_QUEUE: usize = 4096;
-/// Events per write request in `save_many`.
-const IMPORT_CHUNK: usize = 1000;
 /// The writer's page cache, in KiB.
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
 /// Reader connections.
@@ -35,7 +34,7 @@ const MAX_LIMIT: usize = 5000;
 
 /// The SQLite event store.
 pub struct SqliteStore {
-    writer: mpsc::Sender<WriteCmd>,
+    writer: WriteQueue,
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
 }
@@ -63,7 +62,7 @@ impl SqliteStore {
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Corrupt(format!("could not start the writer thread: {e}")))?;
         Ok(Self {
-            writer: tx,
+            writer: WriteQueue::new(tx),
             readers: Arc::new(ReadPool::new(path.to_path_buf(), READERS)),
             counters,
         })
@@ -82,7 +81,7 @@ impl SqliteStore {
         })?;
         let (writer, _) = mpsc::channel(1);
         Ok(Self {
-            writer,
+            writer: WriteQueue::new(writer),
             readers: Arc::new(ReadPool::new(path.to_path_buf(), READERS)),
             counters: Arc::new(Counters::default()),
         })
@@ -91,22 +90,7 @@ impl SqliteStore {
     /// Finishes queued writes, checkpoints the WAL and stops the writer. Later writes fail
     /// with [`StoreError::Closed`].
     pub async fn shutdown(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.writer.send(WriteCmd::Shutdown(done)).await.is_ok() {
-            let _ = wait.await;
-        }
-    }
-
-    async fn write<T>(
-        &self,
-        make: impl FnOnce(writer::Reply<T>) -> WriteCmd,
-    ) -> Result<T, StoreError> {
-        let (reply, wait) = oneshot::channel();
-        self.writer
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?
+        self.writer.shutdown().await
     }
 }
 
@@ -117,23 +101,14 @@ fn now() -> i64 {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn save(&self, event: Arc<RenderedEvent>) -> Result<SaveOutcome, StoreError> {
-        let outcomes = self
-            .write(|reply| WriteCmd::Save(vec![event], reply))
-            .await?;
-        outcomes.into_iter().next().ok_or(StoreError::Closed)
+        self.writer.save(event).await
     }
 
     async fn save_many(
         &self,
-        mut events: Vec<Arc<RenderedEvent>>,
+        events: Vec<Arc<RenderedEvent>>,
     ) -> Result<Vec<SaveOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(events.len());
-        while !events.is_empty() {
-            let rest = events.split_off(events.len().min(IMPORT_CHUNK));
-            let chunk = std::mem::replace(&mut events, rest);
-            outcomes.extend(self.write(|reply| WriteCmd::Save(chunk, reply)).await?);
-        }
-        Ok(outcomes)
+        self.writer.save_many(events).await
     }
 
     async fn query(&self, filters: Vec<Filter>) -> Result<Vec<Event>, StoreError> {
@@ -166,9 +141,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn remove_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let now = now.as_secs() as i64;
-        self.write(|reply| WriteCmd::RemoveExpired(now, reply))
-            .await
+        self.writer.remove_expired(now.as_secs() as i64).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

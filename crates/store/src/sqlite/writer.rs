@@ -15,8 +15,8 @@
 //! goes on with the next batch, which is tried afresh. A full disk is logged once when it
 //! starts refusing writes and once when writes succeed again.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
@@ -25,27 +25,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::insert::{self, delete_by_seq};
+use crate::queue::{answer_all, Counters, Outcomes, WriteCmd};
 use crate::{SaveOutcome, StoreError, StoreOptions};
 
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;
-
-pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// A request to the writer.
-pub enum WriteCmd {
-    Save(Vec<Arc<RenderedEvent>>, Reply<Vec<SaveOutcome>>),
-    RemoveExpired(i64, Reply<u64>),
-    /// Finish queued work, checkpoint the WAL and stop.
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// Running totals, written by the writer and read by anyone.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub events: AtomicU64,
-    pub bytes: AtomicU64,
-}
 
 pub struct Writer {
     conn: Connection,
@@ -117,7 +101,7 @@ impl Writer {
             debug!(error = %e, "a write failed; applying the batch again, isolating each request");
             self.attempt(&batch, true)
         });
-        let (mut outcomes, failure) = match result {
+        let (outcomes, failure) = match result {
             Ok((outcomes, (events, bytes))) => {
                 self.counters.events.store(events, Ordering::Relaxed);
                 self.counters.bytes.store(bytes, Ordering::Relaxed);
@@ -134,21 +118,7 @@ impl Writer {
                 (Outcomes::default(), Some(e))
             }
         };
-        let mut shutdown = None;
-        for cmd in batch {
-            match cmd {
-                WriteCmd::Save(events, reply) => {
-                    // Let go of the events first: the caller then owns them alone again.
-                    drop(events);
-                    answer(reply, failure.as_ref(), &mut outcomes.saves)
-                }
-                WriteCmd::RemoveExpired(_, reply) => {
-                    answer(reply, failure.as_ref(), &mut outcomes.removals)
-                }
-                WriteCmd::Shutdown(done) => shutdown = Some(done),
-            }
-        }
-        shutdown
+        answer_all(batch, outcomes, failure.as_ref())
     }
 
     /// Logs when the disk becomes full (writes are refused from then on) and when a batch
@@ -220,12 +190,6 @@ fn disk_failure(e: &rusqlite::Error) -> bool {
 }
 
 /// The outcome of each request of a batch, by kind, in the batch's order.
-#[derive(Default)]
-struct Outcomes {
-    saves: VecDeque<Result<Vec<SaveOutcome>, StoreError>>,
-    removals: VecDeque<Result<u64, StoreError>>,
-}
-
 /// The size bound and the authors pruning spares.
 struct Bound {
     max_bytes: Option<u64>,
@@ -262,19 +226,6 @@ impl Bound {
 
 /// Answers a request once its batch is settled: with its own outcome (the next of
 /// `outcomes`) if the batch committed, else with the batch's `failure`.
-fn answer<T>(
-    reply: Reply<T>,
-    failure: Option<&StoreError>,
-    outcomes: &mut VecDeque<Result<T, StoreError>>,
-) {
-    let sent = match (failure, outcomes.pop_front()) {
-        (None, Some(outcome)) => outcome,
-        (Some(e), _) => Err(e.for_waiter()),
-        (None, None) => Err(StoreError::Corrupt("the writer lost an outcome".into())),
-    };
-    let _ = reply.send(sent);
-}
-
 /// Applies `events` inside the caller's transaction; stops at the first failure.
 fn save_all(
     tx: &Connection,
