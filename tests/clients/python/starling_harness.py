@@ -186,6 +186,22 @@ class StarlingNode:
             return "(no log)"
 
 
+def start_networked(tmp_path: Path, name: str, bootstrap: str | None = None):
+    """A fresh owner, `init`, and `run --public` (joining `bootstrap`, a p2p address, when
+    given), waiting until the node prints its p2p address. Returns (node, owner)."""
+    owner = keygen()
+    data = tmp_path / f"{name}-data"
+    init_node(data, owner)
+    extra = ["--public"] + (["--bootstrap", bootstrap] if bootstrap else [])
+    node = StarlingNode(data, tmp_path / f"{name}.log", extra_args=extra)
+    node.start()
+    deadline = time.monotonic() + 10
+    while node.p2p is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.p2p, f"{name} printed no p2p address"
+    return node, owner
+
+
 @dataclass
 class NodeHandle:
     """What a test gets: the running node, its owner, and helpers bound to it."""

@@ -15,12 +15,11 @@ import os
 import random
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from starling_harness import (REPORT_LINES, RawRelay, StarlingNode, check_store_files,
-                              init_node, keygen, run, run_cli, sign)
+from starling_harness import (REPORT_LINES, RawRelay, check_store_files, run, run_cli, sign,
+                              start_networked)
 
 TRIALS = int(os.environ.get("STARLING_KILL_TRIALS", "20"))
 BACKLOG = 1500          # A's posts before B follows
@@ -30,20 +29,6 @@ LIVE_PAUSE = 0.2        # seconds between rounds
 KILL_AFTER = (0.3, 2.0) # seconds B runs before the SIGKILL
 CONVERGE = 120          # seconds B gets to hold all of A's events at the end
 CHUNK = 1000            # ids per verification REQ
-
-
-def start(tmp_path: Path, name: str, bootstrap: str | None):
-    owner = keygen()
-    data = tmp_path / f"{name}-data"
-    init_node(data, owner)
-    extra = ["--public"] + (["--bootstrap", bootstrap] if bootstrap else [])
-    node = StarlingNode(data, tmp_path / f"{name}.log", extra_args=extra)
-    node.start()
-    deadline = time.monotonic() + 10
-    while node.p2p is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert node.p2p, f"{name} printed no p2p address"
-    return node, owner
 
 
 async def publish_all(url: str, events: list[dict]) -> None:
@@ -112,13 +97,13 @@ def test_kill9_during_sync_keeps_what_b_stored_and_converges(request, tmp_path):
     started = time.monotonic()
     seed = int(os.environ.get("STARLING_SYNC_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
-    a, a_owner = start(tmp_path, "a", None)
+    a, a_owner = start_networked(tmp_path, "a", None)
     request.node._starling_nodes = [a]
     nodes = [a]
     publisher = None
     lines = []
     try:
-        b, _ = start(tmp_path, "b", a.p2p)
+        b, _ = start_networked(tmp_path, "b", a.p2p)
         request.node._starling_nodes = nodes = [a, b]
         now = int(time.time())
         backlog = [sign(a_owner.keys, 1, f"backlog post {i}", created_at=now - BACKLOG + i)

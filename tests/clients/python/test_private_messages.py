@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nostr_sdk as ns
 
-from starling_harness import StarlingNode, init_node, keygen, run, run_cli
+from starling_harness import StarlingNode, run, run_cli, start_networked
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -23,16 +23,7 @@ def start_network(tmp_path: Path, names: list[str]):
     nodes = {}
     first = None
     for name in names:
-        owner = keygen()
-        data = tmp_path / f"{name}-data"
-        init_node(data, owner)
-        extra = ["--public"] + (["--bootstrap", first.p2p] if first else [])
-        node = StarlingNode(data, tmp_path / f"{name}.log", extra_args=extra)
-        node.start()
-        deadline = time.monotonic() + 10
-        while node.p2p is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert node.p2p, f"{name} printed no p2p address"
+        node, owner = start_networked(tmp_path, name, first.p2p if first else None)
         first = first or node
         nodes[name] = (node, owner)
     return nodes
