@@ -250,3 +250,83 @@ async fn subscriptions_are_capped_per_connection() {
     assert_eq!((m[0].clone(), m[1].clone()), (json!("CLOSED"), json!("c")));
     c.req("a", json!([{}])).await; // replacing an open subscription is fine
 }
+
+/// EVENTs sent back to back (taken in batches) are answered one by one in the order sent,
+/// refusals included; a REQ among them sees every EVENT sent before it; and EVENTs a
+/// client sends just before it leaves are stored.
+#[tokio::test]
+async fn a_burst_of_events_is_answered_in_order() {
+    let node = node();
+    let mut c = Client::attach(&node);
+    let stranger = Keys::generate();
+    let mut sent = Vec::new();
+    for i in 0..150 {
+        let mut ev = serde_json::to_value(match i % 10 {
+            3 => note(&stranger, &format!("not yours {i}")),
+            _ => note(&node.owner, &format!("note {i}")),
+        })
+        .unwrap();
+        if i % 10 == 7 {
+            ev["sig"] = json!(note(&node.owner, "other").sig.to_string());
+        }
+        let accepted = !matches!(i % 10, 3 | 7);
+        sent.push((ev["id"].as_str().unwrap().to_owned(), accepted));
+        c.send(json!(["EVENT", ev])).await;
+        if i == 74 {
+            // Every id sent so far: refused ones must not be found, and live events of
+            // later EVENTs do not match.
+            let ids: Vec<_> = sent.iter().map(|(id, _)| id.clone()).collect();
+            c.send(json!(["REQ", "mid", { "ids": ids }])).await;
+        }
+    }
+    let mut stored_before_req = Vec::new();
+    for (n, (id, accepted)) in sent.iter().enumerate() {
+        let m = c.recv().await;
+        assert_eq!(
+            (m[0].as_str(), m[1].as_str()),
+            (Some("OK"), Some(id.as_str())),
+            "answer {n}"
+        );
+        assert_eq!(m[2], json!(*accepted), "EVENT {n}: {m}");
+        if *accepted && n <= 74 {
+            stored_before_req.push(id.clone());
+        }
+        if n == 74 {
+            let mut seen = Vec::new();
+            loop {
+                let m = c.recv().await;
+                match m[0].as_str().unwrap() {
+                    "EVENT" => seen.push(m[2]["id"].as_str().unwrap().to_owned()),
+                    "EOSE" => break,
+                    other => panic!("unexpected {other}: {m}"),
+                }
+            }
+            seen.sort();
+            stored_before_req.sort();
+            assert_eq!(seen, stored_before_req);
+        }
+    }
+
+    let mut last = Client::attach(&node);
+    let parting: Vec<_> = (0..3)
+        .map(|i| note(&node.owner, &format!("parting {i}")))
+        .collect();
+    for ev in &parting {
+        last.send(json!(["EVENT", ev])).await;
+    }
+    drop(last);
+    let ids: Vec<_> = parting.iter().map(|e| e.id.to_hex()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = c.req("parting", json!([{ "ids": ids }])).await;
+        c.send(json!(["CLOSE", "parting"])).await;
+        if found.len() == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the parting EVENTs were not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

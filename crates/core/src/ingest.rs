@@ -187,16 +187,42 @@ impl Ingest {
         origin: Origin,
     ) -> Vec<Result<Ack, IngestError>> {
         let now = Timestamp::now();
-        let mut results: Vec<Option<Result<Ack, IngestError>>> = Vec::with_capacity(events.len());
+        let checked = events
+            .into_iter()
+            .map(|event| validate_parsed(event, &self.limits, now).map_err(IngestError::from))
+            .collect();
+        self.store_checked(checked, origin).await
+    }
+
+    /// Validates events given as JSON texts (several EVENTs a client sent at once) and
+    /// stores the valid ones in one write request. Returns one result per text, in order.
+    pub async fn submit_json_batch(
+        &self,
+        texts: &[String],
+        origin: Origin,
+    ) -> Vec<Result<Ack, IngestError>> {
+        let now = Timestamp::now();
+        let checked = texts
+            .iter()
+            .map(|json| validate_rendered(json, &self.limits, now).map_err(IngestError::from))
+            .collect();
+        self.store_checked(checked, origin).await
+    }
+
+    /// Applies the write policy to each validated event and stores those it lets through
+    /// together; returns one result per entry of `checked`, in order.
+    async fn store_checked(
+        &self,
+        checked: Vec<Result<RenderedEvent, IngestError>>,
+        origin: Origin,
+    ) -> Vec<Result<Ack, IngestError>> {
+        let mut results: Vec<Option<Result<Ack, IngestError>>> = Vec::with_capacity(checked.len());
         let mut valid = Vec::new();
-        for event in events {
-            let checked = validate_parsed(event, &self.limits, now)
-                .map_err(IngestError::from)
-                .and_then(|event| {
-                    self.check_policy(event.event(), origin)?;
-                    Ok(Arc::new(event))
-                });
-            match checked {
+        for checked in checked {
+            match checked.and_then(|event| {
+                self.check_policy(event.event(), origin)?;
+                Ok(Arc::new(event))
+            }) {
                 Ok(event) => {
                     results.push(None);
                     valid.push(event);

@@ -10,6 +10,7 @@ pub(crate) mod neg_message;
 pub(crate) mod negentropy;
 mod remote;
 mod session;
+mod submissions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use starling_core::{Ack, IngestError, LiveEvent, Origin};
 use starling_proto::message::parse_client_message;
@@ -22,7 +21,6 @@ use starling_proto::{
 };
 use starling_store::negentropy_storage;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
 
@@ -30,13 +28,9 @@ use super::auth::{self, Auth, AUTH_REQUIRED};
 use super::neg_message::{self, NegParseError, NegRequest};
 use super::negentropy::{NegError, NegSessions, MAX_ITEMS};
 use super::remote::WriteGate;
+use super::submissions::{Done, Route, Submissions, BATCH};
 use crate::limiter::{ConnSlot, RATE_LIMITED};
 use crate::ApiState;
-
-/// EVENTs of one connection being validated and stored at once.
-const MAX_IN_FLIGHT: usize = 512;
-
-type Submission = JoinHandle<(String, Result<Ack, IngestError>)>;
 
 /// An open subscription: its filters, and the last bus sequence number its stored-events
 /// query already covered.
@@ -49,7 +43,8 @@ struct Session<O> {
     state: Arc<ApiState>,
     out: O,
     subs: HashMap<SubscriptionId, Subscription>,
-    pending: FuturesOrdered<Submission>,
+    /// EVENTs not answered yet.
+    submissions: Submissions,
     /// The live event feed, held only while subscriptions are open: a connection that
     /// only publishes costs the bus nothing.
     live: Option<broadcast::Receiver<Arc<LiveEvent>>>,
@@ -61,8 +56,6 @@ struct Session<O> {
     gate: WriteGate,
     /// This connection's place, rate limits and caps.
     slot: ConnSlot,
-    /// Bytes of the EVENTs in `pending`.
-    pending_bytes: usize,
 }
 
 /// The next live event, or never when there is no feed.
@@ -104,22 +97,24 @@ pub async fn run_gated_session<I, O>(
         state: state.clone(),
         out,
         subs: HashMap::new(),
-        pending: FuturesOrdered::new(),
+        submissions: Submissions::default(),
         live: None,
         neg: NegSessions::new(state.limits.max_subscriptions, MAX_ITEMS),
         auth: Auth::default(),
         gate,
         slot,
-        pending_bytes: 0,
     };
     async {
         debug!("session opened");
         loop {
             let ok = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(done) = session.pending.next(), if !session.pending.is_empty() => session.finish_ready(done).await,
-                msg = incoming.next(), if session.pending.len() < MAX_IN_FLIGHT && session.pending_bytes < max_pending_bytes => match msg {
-                    Some(text) => session.handle(&text).await,
+                Some(done) = session.submissions.next(), if session.submissions.running() => session.finish_ready(done).await,
+                msg = incoming.next(), if session.submissions.may_take(max_pending_bytes) => match msg {
+                    Some(text) => match session.handle_burst(&text, &mut incoming, max_pending_bytes).await {
+                        Burst::Handled(ok) => ok,
+                        Burst::Ended => break,
+                    },
                     None => break,
                 },
                 event = next_live(&mut session.live) => match event {
@@ -142,7 +137,39 @@ pub async fn run_gated_session<I, O>(
     state.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// What became of a burst of messages.
+enum Burst {
+    /// Handled; false when the connection should end.
+    Handled(bool),
+    /// The client went away after sending them.
+    Ended,
+}
+
 impl<O: Sink<String> + Unpin> Session<O> {
+    /// Handles `text` and up to [`BATCH`] more messages the client already sent, so that
+    /// EVENTs sent together go through ingest as one batch, then starts that batch.
+    async fn handle_burst<I>(&mut self, text: &str, incoming: &mut I, max_bytes: usize) -> Burst
+    where
+        I: Stream<Item = String> + Unpin,
+    {
+        let mut ok = self.handle(text).await;
+        let mut taken = 0;
+        while ok && taken < BATCH && self.submissions.may_take(max_bytes) {
+            match incoming.next().now_or_never() {
+                Some(Some(text)) => ok = self.handle(&text).await,
+                Some(None) => {
+                    // Stored even so: a client may send its EVENTs and leave.
+                    self.submissions.start();
+                    return Burst::Ended;
+                }
+                None => break,
+            }
+            taken += 1;
+        }
+        self.submissions.start();
+        Burst::Handled(ok)
+    }
+
     /// Sends and flushes (with anything queued before it).
     async fn send(&mut self, msg: RelayMessage<'_>) -> bool {
         self.out.send(msg.to_json()).await.is_ok()
@@ -155,7 +182,13 @@ impl<O: Sink<String> + Unpin> Session<O> {
 
     /// Handles one client message; false when the connection should end.
     async fn handle(&mut self, text: &str) -> bool {
-        match parse_client_message(text, &self.state.limits) {
+        let message = parse_client_message(text, &self.state.limits);
+        if !matches!(message, Ok(ClientMessage::Event(_))) {
+            // Whatever this is, it comes after the EVENTs taken so far (and an AUTH
+            // changes where later EVENTs go).
+            self.submissions.start();
+        }
+        match message {
             Ok(ClientMessage::Event(raw)) => {
                 self.submit(raw);
                 true
@@ -195,40 +228,30 @@ impl<O: Sink<String> + Unpin> Session<O> {
 
     fn submit(&mut self, raw: &str) {
         let raw = raw.to_owned();
-        self.pending_bytes += raw.len();
         let author = if self.slot.is_limited() {
             raw_event_pubkey(&raw)
         } else {
             None
         };
         if let Err(reason) = self.slot.event(author.as_ref()) {
-            let refused = (raw, Err(IngestError::RateLimited(reason.into())));
-            self.pending
-                .push_back(tokio::spawn(std::future::ready(refused)));
-            return;
+            return self
+                .submissions
+                .refuse(raw, IngestError::RateLimited(reason.into()));
         }
-        if let Err(refused) = self.gate.admit(self.auth.is(&self.state.owner)) {
-            // Queued like any submission, so OKs keep the order of the EVENTs.
-            self.pending
-                .push_back(tokio::spawn(std::future::ready((raw, Err(refused)))));
-            return;
+        let owner = self.auth.is(&self.state.owner);
+        if let Err(refused) = self.gate.admit(owner) {
+            return self.submissions.refuse(raw, refused);
         }
-        let ingest = self.state.ingest.clone();
-        let origin = if self.auth.is(&self.state.owner) {
-            Origin::OwnerSession
-        } else {
-            Origin::LocalClient
-        };
-        let remote = self.state.remote.clone();
-        self.pending.push_back(tokio::spawn(async move {
-            let mut result = ingest.submit_json(&raw, origin).await;
-            if let (Ok(_), Origin::OwnerSession, Some(remote)) = (&result, origin, remote) {
-                if let Err(e) = auth::deliver_wrap(remote.as_ref(), &raw).await {
-                    result = Err(IngestError::Delivery(e));
-                }
-            }
-            (raw, result)
-        }));
+        let state = &self.state;
+        self.submissions.take(raw, || Route {
+            ingest: state.ingest.clone(),
+            origin: if owner {
+                Origin::OwnerSession
+            } else {
+                Origin::LocalClient
+            },
+            remote: state.remote.clone(),
+        });
     }
 
     /// The owner, when the client authenticated as the owner (what gift wraps need).
@@ -264,19 +287,25 @@ impl<O: Sink<String> + Unpin> Session<O> {
         .await
     }
 
-    async fn finish(
-        &mut self,
-        done: Result<(String, Result<Ack, IngestError>), tokio::task::JoinError>,
-    ) -> bool {
-        let Ok((raw, result)) = done else {
-            // The task panicked: its size stays counted, which only slows this connection.
+    /// Queues the OKs of a finished batch.
+    async fn finish(&mut self, done: Done) -> bool {
+        let Ok(answers) = done else {
             return self
                 .feed(RelayMessage::Notice(
-                    "error: internal error while storing an event",
+                    "error: internal error while storing events",
                 ))
                 .await;
         };
-        self.pending_bytes -= raw.len();
+        for (raw, result) in answers {
+            if !self.answer(&raw, result).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Queues the OK for one EVENT.
+    async fn answer(&mut self, raw: &str, result: Result<Ack, IngestError>) -> bool {
         match result {
             Ok(ack) => {
                 let message = if ack.duplicate {
@@ -300,7 +329,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
                 if matches!(e, IngestError::AuthRequired(_)) && !self.challenge().await {
                     return false;
                 }
-                let id = raw_event_id(&raw);
+                let id = raw_event_id(raw);
                 let message = e.to_string();
                 self.feed(RelayMessage::Ok {
                     id: &id,
@@ -314,15 +343,12 @@ impl<O: Sink<String> + Unpin> Session<O> {
 
     /// Answers `done` and every other submission already finished, then flushes once:
     /// a pipelining client gets its OKs in few writes instead of one write each.
-    async fn finish_ready(
-        &mut self,
-        done: Result<(String, Result<Ack, IngestError>), tokio::task::JoinError>,
-    ) -> bool {
+    async fn finish_ready(&mut self, done: Done) -> bool {
         let mut ok = self.finish(done).await;
         while ok {
-            match self.pending.next().now_or_never() {
-                Some(Some(done)) => ok = self.finish(done).await,
-                _ => break,
+            match self.submissions.next_ready() {
+                Some(done) => ok = self.finish(done).await,
+                None => break,
             }
         }
         ok && self.out.flush().await.is_ok()
@@ -330,7 +356,8 @@ impl<O: Sink<String> + Unpin> Session<O> {
 
     /// Waits for every EVENT received so far to be answered.
     async fn drain(&mut self) -> bool {
-        while let Some(done) = self.pending.next().await {
+        self.submissions.start();
+        while let Some(done) = self.submissions.next().await {
             if !self.finish(done).await {
                 return false;
             }
