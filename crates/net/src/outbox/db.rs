@@ -1,11 +1,12 @@
 //! The network's durable tables, in their own SQLite file (`outbox.db`) beside the event
 //! store: the outbox, one row per (event, recipient) with its state, attempt count and
-//! next try; and the live subscriptions of followers at this node, so that a restart does
+//! next try, and per target with pending rows, when its next round may start; and the
+//! live subscriptions of followers at this node, so that a restart does
 //! not cut them off until they renew.
 //! The authors this node keeps events of as a home-set member are listed in `held`; where
 //! each followed author was last served, in `follow_hints` (see `follow::hints`).
 //! Rows are inserted idempotently, so re-scanning the owner's recent events after a crash
-//! or a lagging bus re-adds nothing already delivered.
+//! or a lagging bus re-adds nothing already delivered. The tables are in `schema`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,16 +17,58 @@ use tracing::warn;
 
 use crate::NetError;
 
+/// Which row: the event (its `created_at` first, the table's order) and the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowKey {
+    pub at: i64,
+    pub event_id: String,
+    pub target: String,
+}
+
 /// A row due for delivery.
 #[derive(Debug, Clone)]
 pub struct Due {
+    /// The event's `created_at`.
+    pub at: i64,
     pub event_id: String,
     pub target: String,
+    /// Empty until read from the event store, for rows queued without it.
     pub json: String,
     pub created: u64,
     pub attempts: u32,
     /// For a home-set row: the members that already took the event.
     pub acks: Vec<String>,
+}
+
+impl Due {
+    /// This row's key.
+    pub fn key(&self) -> RowKey {
+        RowKey {
+            at: self.at,
+            event_id: self.event_id.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+/// A target due for a delivery round, with its rows due.
+#[derive(Debug, Clone)]
+pub struct DueTarget {
+    pub target: String,
+    /// Its failed rounds in a row before this one.
+    pub attempts: u32,
+    pub rows: Vec<Due>,
+}
+
+/// An event to queue, with the targets it goes to.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The event's `created_at`.
+    pub at: i64,
+    pub event_id: String,
+    /// The event's JSON, or empty when the event store holds it (read at delivery).
+    pub json: String,
+    pub targets: Vec<String>,
 }
 
 /// Counts by state, for `starling status`.
@@ -36,58 +79,71 @@ pub struct Depth {
     pub given_up: u64,
 }
 
-const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS outbox (
-    event_id  TEXT NOT NULL,
-    target    TEXT NOT NULL,
-    json      TEXT NOT NULL,
-    created   INTEGER NOT NULL,  -- when queued (unix seconds)
-    state     INTEGER NOT NULL,  -- 0 pending, 1 delivered, 2 given up
-    attempts  INTEGER NOT NULL DEFAULT 0,
-    next_at   INTEGER NOT NULL,
-    last_error TEXT,
-    PRIMARY KEY (event_id, target)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
-CREATE TABLE IF NOT EXISTS subscribers (
-    peer     TEXT PRIMARY KEY,
-    authors  TEXT NOT NULL,      -- JSON array of hex public keys
-    addrs    TEXT NOT NULL,      -- JSON array of multiaddrs
-    expires  INTEGER NOT NULL    -- unix seconds
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS held (
-    author   TEXT PRIMARY KEY,   -- hex public key this node keeps events of as a home-set member
-    since    INTEGER NOT NULL    -- unix seconds
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS follow_hints (
-    author   TEXT PRIMARY KEY,   -- hex public key of a followed author
-    hint     TEXT NOT NULL,      -- JSON: the node that served the subscription, the home set
-    updated  INTEGER NOT NULL    -- unix seconds
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox_cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    created_at INTEGER NOT NULL
-);
-";
-
-/// Adds `outbox.acks` (home-set members that took a row's event, space-separated
-/// PeerIds) to a database made before home sets.
-fn add_acks_column(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'acks'")?
-        .exists([])?;
-    if !has {
-        conn.execute_batch("ALTER TABLE outbox ADD COLUMN acks TEXT NOT NULL DEFAULT ''")?;
-    }
-    Ok(())
-}
-
 /// The outbox table. Calls are short; they run on blocking threads.
 #[derive(Clone)]
 pub struct OutboxDb {
     conn: Arc<Mutex<Connection>>,
+}
+
+fn set_state(
+    c: &Connection,
+    rows: &[RowKey],
+    state: i64,
+    reason: Option<&str>,
+) -> rusqlite::Result<()> {
+    let mut stmt = c.prepare_cached(
+        "UPDATE outbox SET state = ?4, last_error = ?5
+         WHERE at = ?1 AND event_id = ?2 AND target = ?3",
+    )?;
+    for k in rows {
+        stmt.execute(params![k.at, k.event_id, k.target, state, reason])?;
+    }
+    Ok(())
+}
+
+/// `target`'s pending rows due at `now`, oldest first, at most `limit`.
+fn due_rows(c: &Connection, target: &str, now: u64, limit: usize) -> rusqlite::Result<Vec<Due>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT at, event_id, target, json, created, attempts, acks FROM outbox
+         WHERE target = ?1 AND state = 0 AND next_at <= ?2 ORDER BY next_at, at LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![target, now as i64, limit as i64], |r| {
+        Ok(Due {
+            at: r.get(0)?,
+            event_id: r.get(1)?,
+            target: r.get(2)?,
+            json: r.get(3)?,
+            created: r.get::<_, i64>(4)? as u64,
+            attempts: r.get::<_, i64>(5)? as u32,
+            acks: r
+                .get::<_, String>(6)?
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+        })
+    })?;
+    rows.collect()
+}
+
+/// After a round that got something through: `target` is due again at its soonest pending
+/// row, with its failure count reset, or dropped when it has nothing pending.
+fn settle_progress(c: &Connection, target: &str) -> rusqlite::Result<()> {
+    let soonest: Option<i64> = c
+        .prepare_cached("SELECT MIN(next_at) FROM outbox WHERE target = ?1 AND state = 0")?
+        .query_row([target], |r| r.get(0))?;
+    match soonest {
+        Some(next_at) => c
+            .prepare_cached(
+                "UPDATE outbox_targets SET attempts = 0, last_error = NULL, next_at = ?2
+                 WHERE target = ?1",
+            )?
+            .execute(params![target, next_at])
+            .map(|_| ()),
+        None => c
+            .prepare_cached("DELETE FROM outbox_targets WHERE target = ?1")?
+            .execute([target])
+            .map(|_| ()),
+    }
 }
 
 /// Logs a failed write whose caller carries on without it (on a full disk, say): the rows
@@ -106,14 +162,15 @@ fn db_err(e: rusqlite::Error) -> NetError {
 impl OutboxDb {
     pub fn open(path: &Path) -> Result<Self, NetError> {
         let conn = Connection::open(path).map_err(db_err)?;
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
-        add_acks_column(&conn).map_err(db_err)?;
+        super::schema::create(&conn).map_err(db_err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    /// Runs `f` on a blocking thread with the connection.
+    /// Runs `f` on a blocking thread with the connection, in one transaction: the
+    /// statements of one call commit together (one WAL commit for a whole batch of rows,
+    /// not one per row), or not at all when `f` fails.
     pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -122,126 +179,165 @@ impl OutboxDb {
         tokio::task::spawn_blocking(move || {
             // The lock is held only for one short statement batch on this thread.
             let conn = conn.lock().expect("outbox connection poisoned");
-            f(&conn)
+            let tx = conn.unchecked_transaction()?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
         })
         .await
         .map_err(|e| NetError::Outbox(e.to_string()))?
         .map_err(db_err)
     }
 
-    /// Queues `json` (event `event_id`) for each target; returns how many rows are new.
-    pub async fn enqueue(
-        &self,
-        event_id: String,
-        json: String,
-        targets: Vec<String>,
-        now: u64,
-    ) -> Result<usize, NetError> {
+    /// Queues each event for its targets, all in one commit; returns how many rows are
+    /// new. A target that had nothing pending is due at once; one that is waiting after
+    /// failed rounds keeps its time, and the new rows wait with its backlog.
+    pub async fn enqueue(&self, events: Vec<Queued>, now: u64) -> Result<usize, NetError> {
         self.with(move |c| {
             let mut n = 0;
-            let mut stmt = c.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (event_id, target, json, created, state, next_at)
-                 VALUES (?1, ?2, ?3, ?4, 0, ?4)",
+            let mut row = c.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (at, event_id, target, json, created, state, next_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)",
             )?;
-            for t in &targets {
-                n += stmt.execute(params![event_id, t, json, now as i64])?;
+            let mut target = c.prepare_cached(
+                "INSERT OR IGNORE INTO outbox_targets (target, next_at) VALUES (?1, ?2)",
+            )?;
+            let mut seen = std::collections::HashSet::new();
+            for q in &events {
+                for t in &q.targets {
+                    n += row.execute(params![q.at, q.event_id, t, q.json, now as i64])?;
+                    if seen.insert(t.as_str()) {
+                        target.execute(params![t, now as i64])?;
+                    }
+                }
             }
             Ok(n)
         })
         .await
     }
 
-    /// Pending rows due at `now`, oldest first.
-    pub async fn due(&self, now: u64, limit: usize) -> Result<Vec<Due>, NetError> {
+    /// Up to `targets` targets due at `now` (soonest first), other than those in `skip`,
+    /// each with up to `rows` of its pending rows that are due, oldest first. A due target
+    /// without due rows is moved to its soonest row (or dropped when nothing is pending).
+    pub async fn due(
+        &self,
+        now: u64,
+        skip: Vec<String>,
+        targets: usize,
+        rows: usize,
+    ) -> Result<Vec<DueTarget>, NetError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT event_id, target, json, created, attempts, acks FROM outbox
-                 WHERE state = 0 AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+                "SELECT target, attempts FROM outbox_targets
+                 WHERE next_at <= ?1 ORDER BY next_at LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
-                Ok(Due {
-                    event_id: r.get(0)?,
-                    target: r.get(1)?,
-                    json: r.get(2)?,
-                    created: r.get::<_, i64>(3)? as u64,
-                    attempts: r.get::<_, i64>(4)? as u32,
-                    acks: r
-                        .get::<_, String>(5)?
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect(),
-                })
-            })?;
-            rows.collect()
+            let wanted = (targets + skip.len()) as i64;
+            let candidates = stmt
+                .query_map(params![now as i64, wanted], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u32))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut due = Vec::new();
+            for (target, attempts) in candidates {
+                if due.len() == targets {
+                    break;
+                }
+                if skip.contains(&target) {
+                    continue;
+                }
+                let found = due_rows(c, &target, now, rows)?;
+                if found.is_empty() {
+                    settle_progress(c, &target)?;
+                } else {
+                    due.push(DueTarget {
+                        target,
+                        attempts,
+                        rows: found,
+                    });
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    /// Records the end of a round to `target`: after progress its failure count starts
+    /// over and it is due again at its soonest pending row (dropped when none is left);
+    /// after a round that got nothing through, it waits until `failed`'s time, with its
+    /// whole backlog.
+    pub async fn settle(
+        &self,
+        target: String,
+        failed: Option<(u64, String)>,
+    ) -> Result<(), NetError> {
+        self.with(move |c| match failed {
+            None => settle_progress(c, &target),
+            Some((next_at, reason)) => c
+                .execute(
+                    "UPDATE outbox_targets SET attempts = attempts + 1, next_at = ?2,
+                     last_error = ?3 WHERE target = ?1",
+                    params![target, next_at as i64, reason],
+                )
+                .map(|_| ()),
         })
         .await
     }
 
     /// Marks rows delivered.
-    pub async fn delivered(&self, rows: Vec<(String, String)>) -> Result<(), NetError> {
+    pub async fn delivered(&self, rows: Vec<RowKey>) -> Result<(), NetError> {
         self.set_state(rows, 1, None).await
     }
 
     /// Marks rows given up, with the reason.
-    pub async fn give_up(
-        &self,
-        rows: Vec<(String, String)>,
-        reason: String,
-    ) -> Result<(), NetError> {
+    pub async fn give_up(&self, rows: Vec<RowKey>, reason: String) -> Result<(), NetError> {
         self.set_state(rows, 2, Some(reason)).await
     }
 
     async fn set_state(
         &self,
-        rows: Vec<(String, String)>,
+        rows: Vec<RowKey>,
         state: i64,
         reason: Option<String>,
     ) -> Result<(), NetError> {
-        self.with(move |c| {
-            let mut stmt = c.prepare_cached(
-                "UPDATE outbox SET state = ?3, last_error = ?4 WHERE event_id = ?1 AND target = ?2",
-            )?;
-            for (id, target) in &rows {
-                stmt.execute(params![id, target, state, reason])?;
-            }
-            Ok(())
-        })
-        .await
+        self.with(move |c| set_state(c, &rows, state, reason.as_deref()))
+            .await
     }
 
-    /// Reschedules a failed row.
+    /// Reschedules failed rows.
     pub async fn retry(
         &self,
-        rows: Vec<(String, String)>,
+        rows: Vec<RowKey>,
         next_at: Vec<u64>,
         reason: String,
     ) -> Result<(), NetError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, next_at = ?3, last_error = ?4
-                 WHERE event_id = ?1 AND target = ?2",
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?4, last_error = ?5
+                 WHERE at = ?1 AND event_id = ?2 AND target = ?3",
             )?;
-            for ((id, target), at) in rows.iter().zip(next_at) {
-                stmt.execute(params![id, target, at as i64, reason])?;
+            for (k, next) in rows.iter().zip(next_at) {
+                stmt.execute(params![k.at, k.event_id, k.target, next as i64, reason])?;
             }
             Ok(())
         })
         .await
     }
 
-    /// Records which members took each row's event (home-set rows).
-    pub async fn set_acks(
+    /// Records which members took each row's event (home-set rows) and marks the rows in
+    /// `done` delivered, in one commit.
+    pub async fn record_acks(
         &self,
-        rows: Vec<((String, String), Vec<String>)>,
+        rows: Vec<(RowKey, Vec<String>)>,
+        done: Vec<RowKey>,
     ) -> Result<(), NetError> {
         self.with(move |c| {
-            let mut stmt = c.prepare_cached(
-                "UPDATE outbox SET acks = ?3 WHERE event_id = ?1 AND target = ?2",
+            let mut acks = c.prepare_cached(
+                "UPDATE outbox SET acks = ?4 WHERE at = ?1 AND event_id = ?2 AND target = ?3",
             )?;
-            for ((id, target), acks) in &rows {
-                stmt.execute(params![id, target, acks.join(" ")])?;
+            for (k, members) in &rows {
+                acks.execute(params![k.at, k.event_id, k.target, members.join(" ")])?;
             }
-            Ok(())
+            set_state(c, &done, 1, None)
         })
         .await
     }
@@ -413,37 +509,139 @@ impl OutboxDb {
 mod tests {
     use super::*;
 
+    fn queued(id: &str, targets: &[&str]) -> Queued {
+        Queued {
+            at: 10,
+            event_id: id.into(),
+            json: String::new(),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn key(id: &str, target: &str) -> RowKey {
+        RowKey {
+            at: 10,
+            event_id: id.into(),
+            target: target.into(),
+        }
+    }
+
+    /// The keys of the rows due at `now`, sorted.
+    async fn due_keys(db: &OutboxDb, now: u64) -> Vec<RowKey> {
+        let mut keys: Vec<_> = db
+            .due(now, Vec::new(), 10, 10)
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|t| t.rows.iter().map(Due::key))
+            .collect();
+        keys.sort_by(|x, y| (&x.event_id, &x.target).cmp(&(&y.event_id, &y.target)));
+        keys
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_events_is_queued_in_one_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = OutboxDb::open(&dir.path().join("outbox.db")).unwrap();
+        let batch = vec![
+            queued("e1", &["a", "b"]),
+            queued("e2", &["a"]),
+            queued("e1", &["a"]),
+        ];
+        assert_eq!(db.enqueue(batch, 100).await.unwrap(), 3);
+        assert_eq!(
+            due_keys(&db, 100).await,
+            vec![key("e1", "a"), key("e1", "b"), key("e2", "a")]
+        );
+        let skipping_a = db.due(100, vec!["a".into()], 10, 10).await.unwrap();
+        assert_eq!(
+            skipping_a
+                .iter()
+                .map(|t| t.target.as_str())
+                .collect::<Vec<_>>(),
+            vec!["b"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_target_holds_back_its_backlog_and_new_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = OutboxDb::open(&dir.path().join("outbox.db")).unwrap();
+        let batch = vec![queued("e1", &["a", "b"]), queued("e2", &["a"])];
+        db.enqueue(batch, 100).await.unwrap();
+        db.settle("a".into(), Some((105, "down".into())))
+            .await
+            .unwrap();
+        // Rows queued for a waiting target wait with it; other targets go on.
+        db.enqueue(vec![queued("e3", &["a", "c"])], 101)
+            .await
+            .unwrap();
+        assert_eq!(
+            due_keys(&db, 104).await,
+            vec![key("e1", "b"), key("e3", "c")]
+        );
+        let due = db.due(105, Vec::new(), 10, 10).await.unwrap();
+        let a = due.iter().find(|t| t.target == "a").unwrap();
+        assert_eq!((a.rows.len(), a.attempts), (3, 1));
+        assert!(a.rows.iter().all(|r| r.attempts == 0));
+        // A round with progress starts the count over; a target with nothing left is gone.
+        db.delivered(a.rows.iter().map(Due::key).collect())
+            .await
+            .unwrap();
+        db.settle("a".into(), None).await.unwrap();
+        assert!(db
+            .due(200, Vec::new(), 10, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.target != "a"));
+        db.enqueue(vec![queued("e4", &["a"])], 300).await.unwrap();
+        let due = db.due(300, Vec::new(), 10, 10).await.unwrap();
+        let a = due.iter().find(|t| t.target == "a").unwrap();
+        assert_eq!((a.rows.len(), a.attempts), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_target_whose_rows_wait_is_due_at_its_soonest_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = OutboxDb::open(&dir.path().join("outbox.db")).unwrap();
+        db.enqueue(vec![queued("e1", &["a"])], 100).await.unwrap();
+        db.retry(vec![key("e1", "a")], vec![150], "busy".into())
+            .await
+            .unwrap();
+        assert!(db.due(120, Vec::new(), 10, 10).await.unwrap().is_empty());
+        assert_eq!(due_keys(&db, 150).await, vec![key("e1", "a")]);
+    }
+
     #[tokio::test]
     async fn rows_survive_reopen_and_enqueue_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.db");
         let db = OutboxDb::open(&path).unwrap();
         assert_eq!(
-            db.enqueue("e1".into(), "{}".into(), vec!["a".into(), "b".into()], 100)
+            db.enqueue(vec![queued("e1", &["a", "b"])], 100)
                 .await
                 .unwrap(),
             2
         );
-        db.delivered(vec![("e1".into(), "a".into())]).await.unwrap();
-        db.retry(
-            vec![("e1".into(), "b".into())],
-            vec![200],
-            "unreachable".into(),
-        )
-        .await
-        .unwrap();
+        db.delivered(vec![key("e1", "a")]).await.unwrap();
+        db.retry(vec![key("e1", "b")], vec![200], "unreachable".into())
+            .await
+            .unwrap();
         drop(db);
         let db = OutboxDb::open(&path).unwrap();
         assert_eq!(
-            db.enqueue("e1".into(), "{}".into(), vec!["a".into(), "b".into()], 150)
+            db.enqueue(vec![queued("e1", &["a", "b"])], 150)
                 .await
                 .unwrap(),
             0
         );
-        assert!(db.due(150, 10).await.unwrap().is_empty());
-        let due = db.due(200, 10).await.unwrap();
+        assert!(db.due(150, Vec::new(), 10, 10).await.unwrap().is_empty());
+        let due = db.due(200, Vec::new(), 10, 10).await.unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].target.as_str(), due[0].attempts), ("b", 1));
+        let rows = &due[0].rows;
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].target.as_str(), rows[0].attempts), ("b", 1));
         let d = db.depth().await.unwrap();
         assert_eq!((d.pending, d.delivered, d.given_up), (1, 1, 0));
         db.set_cursor(50).await.unwrap();

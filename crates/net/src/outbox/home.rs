@@ -35,20 +35,24 @@ enum MemberAnswer {
 }
 
 impl OutboxTask {
-    /// One delivery round of `rows` to `user`'s home set.
-    pub(super) async fn deliver_home(&self, user: &str, rows: Vec<db::Due>) {
+    /// One delivery round of `rows` to `user`'s home set; an error when no row reached its
+    /// quorum (or was given up).
+    pub(super) async fn deliver_home(&self, user: &str, rows: Vec<db::Due>) -> Result<(), String> {
         let Ok(pk) = PublicKey::from_hex(user) else {
-            let keys = rows.into_iter().map(|r| (r.event_id, r.target)).collect();
+            let keys = rows.iter().map(db::Due::key).collect();
             super::db::log_failed_write(
                 self.db.give_up(keys, "malformed target".into()).await,
                 "mark rows given up",
             );
-            return;
+            return Ok(());
         };
         let fresh = rows.iter().any(|r| r.attempts > 0);
         let set = match self.net.home_set(pk, fresh).await {
             Ok(set) => set,
-            Err(e) => return self.reschedule(rows, e.to_string()).await,
+            Err(e) => {
+                self.reschedule(rows, e.to_string()).await;
+                return Err(e.to_string());
+            }
         };
         let me = self.net.peer_id();
         let mut acks: Vec<HashSet<String>> = rows
@@ -104,7 +108,7 @@ impl OutboxTask {
         let mut given_up = Vec::new();
         let mut ack_rows = Vec::new();
         for ((row, refusal), acks) in rows.into_iter().zip(refused).zip(&acks) {
-            let key = (row.event_id.clone(), row.target.clone());
+            let key = row.key();
             if let Some(reason) = refusal {
                 given_up.push((key, reason));
                 continue;
@@ -116,21 +120,30 @@ impl OutboxTask {
                 again.push(row);
             }
         }
-        super::db::log_failed_write(self.db.set_acks(ack_rows).await, "record the members' acks");
+        let progress = !done.is_empty() || !given_up.is_empty();
         if !done.is_empty() {
             info!(%user, events = done.len(), members = set.members.len(), "home set has them");
-            super::db::log_failed_write(self.db.delivered(done).await, "mark rows delivered");
         }
+        super::db::log_failed_write(
+            self.db.record_acks(ack_rows, done).await,
+            "record the members' acks",
+        );
         for (key, reason) in given_up {
-            warn!(%user, id = %key.0, %reason, "home set refused the event as invalid; giving up");
+            warn!(%user, id = %key.event_id, %reason, "home set refused the event as invalid; giving up");
             super::db::log_failed_write(
                 self.db.give_up(vec![key], reason).await,
                 "mark rows given up",
             );
         }
-        if !again.is_empty() {
-            let reason = failure.unwrap_or_else(|| "too few home-set members took it".into());
-            self.reschedule(again, reason).await;
+        if again.is_empty() {
+            return Ok(());
+        }
+        let reason = failure.unwrap_or_else(|| "too few home-set members took it".into());
+        self.reschedule(again, reason.clone()).await;
+        if progress {
+            Ok(())
+        } else {
+            Err(reason)
         }
     }
 

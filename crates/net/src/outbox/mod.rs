@@ -13,19 +13,21 @@
 mod cursor;
 pub mod db;
 mod home;
+mod intake;
+mod load;
+mod schema;
 mod wraps;
 
 pub use home::{home_target, HOME_PREFIX};
 pub use wraps::{queue_wrap, wrap_targets};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use starling_core::EventBus;
-use starling_proto::{Event, Filter, KindClass, PublicKey, Timestamp};
+use starling_proto::{Event, KindClass, PublicKey, Timestamp};
 use starling_store::EventStore;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,8 +38,7 @@ use crate::handle::Network;
 use crate::policy::tagged_pubkeys;
 use crate::wire::{Request, RequestBody, ResponseBody};
 
-use cursor::CursorState;
-pub use db::{Depth, OutboxDb};
+pub use db::{Depth, OutboxDb, Queued};
 
 /// Recipients per event at most.
 const MAX_TARGETS: usize = 50;
@@ -45,8 +46,6 @@ const MAX_TARGETS: usize = 50;
 const BATCH: usize = 100;
 /// Recipients served at once.
 const PARALLEL: usize = 8;
-/// How far back a rescan starts before the cursor.
-const RESCAN_OVERLAP: u64 = 600;
 
 /// Who `event` is addressed to: its `p`-tagged users other than the author, unless the
 /// event is a list.
@@ -86,26 +85,24 @@ pub struct OutboxTask {
 impl OutboxTask {
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let mut bus = this.bus.subscribe();
-        let mut cursor = CursorState::default();
-        this.rescan(&mut cursor).await;
+        // Subscribed here, before the intake's first rescan, so nothing falls between.
+        let bus = this.bus.subscribe();
+        let intake = match intake::spawn(this.clone(), bus, shutdown.clone()) {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                warn!(error = %e, "cannot start the outbox intake thread; running it as a task");
+                let (task, bus, stop) = (this.clone(), this.bus.subscribe(), shutdown.clone());
+                tokio::spawn(async move { task.intake(bus, stop).await });
+                None
+            }
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
-        let mut cursor_tick = tokio::time::interval(Duration::from_secs(5));
         let mut sending: JoinSet<String> = JoinSet::new();
         let mut busy: HashSet<String> = HashSet::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                item = bus.recv() => match item {
-                    Ok(live) if live.event.pubkey == this.owner => {
-                        let queued = this.enqueue(&live.event, &live.json).await;
-                        cursor.seen(live.event.created_at.as_secs(), queued);
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => this.rescan(&mut cursor).await,
-                    Err(RecvError::Closed) => break,
-                },
                 Some(done) = sending.join_next(), if !sending.is_empty() => {
                     if let Ok(target) = done {
                         busy.remove(&target);
@@ -115,11 +112,6 @@ impl OutboxTask {
                 }
                 _ = tick.tick() => this.clone().start_due(&mut sending, &mut busy).await,
                 _ = this.wake.notified() => this.clone().start_due(&mut sending, &mut busy).await,
-                // The cursor moves in the background: a crash loses at most a few seconds
-                // of it, and the rescan overlaps by more than that.
-                _ = cursor_tick.tick(), if cursor.seen_max > 0 || cursor.unqueued.is_some() => {
-                    this.tick_cursor(&mut cursor).await;
-                }
                 _ = prune.tick() => {
                     let before = now().saturating_sub(this.settings.give_up.as_secs() + 86_400);
                     if let Err(e) = this.db.prune(before).await {
@@ -129,131 +121,55 @@ impl OutboxTask {
             }
         }
         sending.shutdown().await;
-    }
-
-    /// Queues `event` for its recipients; false if `outbox.db` refused the rows.
-    async fn enqueue(&self, event: &Event, json: &str) -> bool {
-        let mut targets = Vec::new();
-        if KindClass::of(event.kind) != KindClass::Ephemeral {
-            targets.push(home_target(&self.owner));
+        if let Some(thread) = intake {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        for pk in recipients(event) {
-            targets.push(pk.to_hex());
-            targets.push(home_target(&pk));
-        }
-        if !targets.is_empty() {
-            match self
-                .db
-                .enqueue(event.id.to_hex(), json.to_owned(), targets, now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    debug!(id = %event.id, targets = n, "queued for delivery");
-                    self.wake.notify_one();
-                }
-                Err(e) => {
-                    warn!(id = %event.id, error = %e, "cannot queue an event for delivery; trying again shortly");
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Queues again what `outbox.db` refused before, then moves the cursor, never past an
-    /// event that is not queued.
-    async fn tick_cursor(&self, cursor: &mut CursorState) {
-        if let Some(since) = cursor.unqueued {
-            if self.queue_since(since).await {
-                info!("queued the owner's events that outbox.db refused before");
-                cursor.unqueued = None;
-            }
-        }
-        let upto = cursor.upto();
-        if upto == 0 {
-            return;
-        }
-        match self.db.set_cursor(upto).await {
-            Ok(()) if upto == cursor.seen_max => cursor.seen_max = 0,
-            Ok(()) => {}
-            Err(e) => warn!(error = %e, "cannot move the outbox cursor"),
-        }
-    }
-
-    /// Queues the owner's events since the cursor (after a restart or a lagging bus).
-    async fn rescan(&self, cursor: &mut CursorState) {
-        let since = match self.db.cursor().await {
-            Ok(c) => c.saturating_sub(RESCAN_OVERLAP),
-            Err(e) => return warn!(error = %e, "cannot read the outbox cursor"),
-        };
-        if !self.queue_since(since).await {
-            cursor.refused(since);
-        }
-    }
-
-    /// Queues the owner's stored events created at or after `since`, oldest first, and
-    /// moves the cursor to the newest. Stops at the first that `outbox.db` refuses and
-    /// returns false.
-    async fn queue_since(&self, since: u64) -> bool {
-        let filter = Filter::new()
-            .author(self.owner)
-            .since(Timestamp::from(since));
-        let events = match self.store.query(vec![filter]).await {
-            Ok(events) => events,
-            Err(e) => {
-                warn!(error = %e, "cannot rescan the owner's events");
-                return false;
-            }
-        };
-        for event in events.iter().rev() {
-            if !self.enqueue(event, &event.as_json()).await {
-                // The rest would most likely fail the same way (a full disk): next tick.
-                return false;
-            }
-        }
-        if let Some(newest) = events.first() {
-            db::log_failed_write(
-                self.db.set_cursor(newest.created_at.as_secs()).await,
-                "move the outbox cursor",
-            );
-        }
-        true
     }
 
     async fn start_due(self: Arc<Self>, sending: &mut JoinSet<String>, busy: &mut HashSet<String>) {
         if sending.len() >= PARALLEL {
             return;
         }
-        let due = match self.db.due(now(), 1024).await {
+        let skip = busy.iter().cloned().collect();
+        let due = match self
+            .db
+            .due(now(), skip, PARALLEL - sending.len(), BATCH)
+            .await
+        {
             Ok(d) => d,
             Err(e) => return warn!(error = %e, "cannot read the outbox"),
         };
-        let mut by_target: HashMap<String, Vec<db::Due>> = HashMap::new();
-        for row in due {
-            if !busy.contains(&row.target) {
-                let rows = by_target.entry(row.target.clone()).or_default();
-                if rows.len() < BATCH {
-                    rows.push(row);
-                }
-            }
-        }
-        for (target, rows) in by_target {
-            if sending.len() >= PARALLEL {
-                break;
-            }
-            busy.insert(target.clone());
+        for due in due {
+            busy.insert(due.target.clone());
             let this = self.clone();
             sending.spawn(async move {
-                this.deliver(&target, rows).await;
-                target
+                let result = this.deliver(&due.target, due.rows).await;
+                this.settle(&due.target, due.attempts, result).await;
+                due.target
             });
         }
     }
 
+    /// Records how a round to `target` ended: on failure the target waits, with its whole
+    /// backlog, for a backoff that grows with its failed rounds in a row.
+    async fn settle(&self, target: &str, attempts: u32, result: Result<(), String>) {
+        let failed = result.err().map(|reason| {
+            let wait = backoff(&self.settings, attempts).as_secs().max(1);
+            (now() + wait, reason)
+        });
+        db::log_failed_write(
+            self.db.settle(target.to_owned(), failed).await,
+            "schedule the target's next round",
+        );
+    }
+
     /// One push of `rows` to `target`'s node; each row is then delivered, rescheduled or
-    /// given up.
-    async fn deliver(&self, target: &str, rows: Vec<db::Due>) {
+    /// given up. An error when the round got none of them through.
+    async fn deliver(&self, target: &str, rows: Vec<db::Due>) -> Result<(), String> {
+        let rows = self.with_json(rows).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
         if let Some(user) = target.strip_prefix(HOME_PREFIX) {
             return self.deliver_home(user, rows).await;
         }
@@ -262,7 +178,8 @@ impl OutboxTask {
             Ok(results) => results,
             Err(reason) => {
                 debug!(%target, %reason, events = rows.len(), "delivery failed; will retry");
-                return self.reschedule(rows, reason).await;
+                self.reschedule(rows, reason.clone()).await;
+                return Err(reason);
             }
         };
         let mut done = Vec::new();
@@ -270,26 +187,32 @@ impl OutboxTask {
         let mut again = Vec::new();
         for (row, res) in rows.into_iter().zip(results) {
             match res {
-                None => done.push((row.event_id, row.target)),
+                None => done.push(row.key()),
                 Some(r) if r.starts_with("invalid") || r.starts_with("blocked") => {
-                    refused.push(((row.event_id, row.target), r))
+                    refused.push((row.key(), r))
                 }
                 Some(r) => again.push((row, r)),
             }
         }
+        let progress = !done.is_empty() || !refused.is_empty();
         if !done.is_empty() {
             info!(%target, events = done.len(), "delivered");
             db::log_failed_write(self.db.delivered(done).await, "mark rows delivered");
         }
         for (key, reason) in refused {
-            warn!(%target, id = %key.0, %reason, "recipient refused the event; giving up");
+            warn!(%target, id = %key.event_id, %reason, "recipient refused the event; giving up");
             db::log_failed_write(
                 self.db.give_up(vec![key], reason).await,
                 "mark rows given up",
             );
         }
+        let first_reason = again.first().map(|(_, r)| r.clone());
         for (row, reason) in again {
             self.reschedule(vec![row], reason).await;
+        }
+        match first_reason {
+            Some(reason) if !progress => Err(reason),
+            _ => Ok(()),
         }
     }
 
@@ -319,13 +242,15 @@ impl OutboxTask {
         }
     }
 
+    /// Reschedules failed rows, each after a backoff that grows with its own attempts,
+    /// and gives up those undelivered for too long.
     async fn reschedule(&self, rows: Vec<db::Due>, reason: String) {
         let now = now();
         let mut keys = Vec::new();
         let mut next = Vec::new();
         let mut expired = Vec::new();
         for row in rows {
-            let key = (row.event_id, row.target);
+            let key = row.key();
             if now.saturating_sub(row.created) >= self.settings.give_up.as_secs() {
                 expired.push(key);
             } else {

@@ -12,7 +12,7 @@ use starling_proto::{Event, Kind, PublicKey};
 use tokio::sync::Notify;
 use tracing::debug;
 
-use super::{home_target, now, OutboxDb};
+use super::{home_target, now, OutboxDb, Queued};
 use crate::policy::tagged_pubkeys;
 use crate::NetError;
 
@@ -54,9 +54,13 @@ pub async fn queue_wrap(
             "a gift wrap must name its recipient in a p tag".into(),
         ));
     }
-    let n = db
-        .enqueue(wrap.id.to_hex(), json.to_owned(), targets, now())
-        .await?;
+    let queued = Queued {
+        at: wrap.created_at.as_secs() as i64,
+        event_id: wrap.id.to_hex(),
+        json: json.to_owned(),
+        targets,
+    };
+    let n = db.enqueue(vec![queued], now()).await?;
     if n > 0 {
         debug!(id = %wrap.id, targets = n, "gift wrap queued for delivery");
         wake.notify_one();

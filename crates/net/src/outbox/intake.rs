@@ -1,0 +1,269 @@
+//! The outbox's intake: it takes the owner's new events off the bus and queues them in
+//! `outbox.db`, rescans the store after a restart or when the bus outran it, and moves the
+//! stored cursor.
+//!
+//! It runs on a thread of its own (with a one-task runtime), not among the node's tasks:
+//! during a burst of ingest both cores verify signatures, and a task queued behind that
+//! work fell so far behind the bus that it rescanned the store over and over. A thread is
+//! scheduled by the kernel, which keeps it close to the bus however busy the runtime is.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use starling_core::LiveEvent;
+use starling_proto::{Event, Filter, KindClass, Timestamp};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::cursor::CursorState;
+use super::{db, home_target, now, recipients, OutboxTask, Queued};
+
+/// Events queued in one `outbox.db` commit at most.
+const ENQUEUE_BATCH: usize = 512;
+/// How far back a rescan starts before the cursor.
+const RESCAN_OVERLAP: u64 = 600;
+/// Events read from the store per query of a rescan (the store's cap on one query).
+const RESCAN_PAGE: usize = 5000;
+
+/// Starts the intake on its own thread; `bus` was subscribed before anything it must
+/// see was published.
+pub(super) fn spawn(
+    task: Arc<OutboxTask>,
+    bus: broadcast::Receiver<Arc<LiveEvent>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("outbox-intake".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return warn!(error = %e, "cannot start the outbox intake"),
+            };
+            runtime.block_on(task.intake(bus, shutdown));
+        })
+}
+
+impl OutboxTask {
+    /// Runs the intake until shutdown.
+    pub(super) async fn intake(
+        &self,
+        mut bus: broadcast::Receiver<Arc<LiveEvent>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut cursor = CursorState::default();
+        self.rescan(&mut cursor).await;
+        let mut cursor_tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                item = bus.recv() => match item {
+                    Ok(first) => {
+                        // Whatever else is already on the bus goes in the same commit.
+                        let (batch, lagged) = drain(first, &mut bus);
+                        self.enqueue_live(&batch, &mut cursor).await;
+                        if lagged {
+                            self.catch_up(&mut bus, &mut cursor).await;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => self.catch_up(&mut bus, &mut cursor).await,
+                    Err(RecvError::Closed) => break,
+                },
+                // The cursor moves in the background: a crash loses at most a few seconds
+                // of it, and the rescan overlaps by more than that.
+                _ = cursor_tick.tick(), if cursor.seen_max > 0 || cursor.unqueued.is_some() => {
+                    self.tick_cursor(&mut cursor).await;
+                }
+            }
+        }
+    }
+
+    /// Queues the owner's events among `batch` (fresh from the bus) and notes them in the
+    /// cursor.
+    async fn enqueue_live(&self, batch: &[Arc<LiveEvent>], cursor: &mut CursorState) {
+        let own: Vec<_> = batch
+            .iter()
+            .filter(|live| live.event.pubkey == self.owner)
+            .collect();
+        if own.is_empty() {
+            return;
+        }
+        let queued = self.enqueue(own.iter().map(|live| &live.event)).await;
+        for live in own {
+            cursor.seen(live.event.created_at.as_secs(), queued);
+        }
+    }
+
+    /// Queues each of the owner's `events` for its recipients, in one commit; false if
+    /// `outbox.db` refused the rows.
+    async fn enqueue<'a>(&self, events: impl Iterator<Item = &'a Event>) -> bool {
+        let batch: Vec<Queued> = events.filter_map(|event| self.queued(event)).collect();
+        if batch.is_empty() {
+            return true;
+        }
+        let count = batch.len();
+        let started = std::time::Instant::now();
+        match self.db.enqueue(batch, now()).await {
+            Ok(0) => {}
+            Ok(rows) => {
+                debug!(events = count, rows, took = ?started.elapsed(), "queued for delivery");
+                self.wake.notify_one();
+            }
+            Err(e) => {
+                warn!(events = count, error = %e, "cannot queue events for delivery; trying again shortly");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The rows `event` needs: its author's home set, and each recipient and the
+    /// recipient's home set. None when it goes nowhere. The JSON stays in the event store
+    /// (see `load`).
+    fn queued(&self, event: &Event) -> Option<Queued> {
+        let mut targets = Vec::new();
+        if KindClass::of(event.kind) != KindClass::Ephemeral {
+            targets.push(home_target(&self.owner));
+        }
+        for pk in recipients(event) {
+            targets.push(pk.to_hex());
+            targets.push(home_target(&pk));
+        }
+        (!targets.is_empty()).then(|| Queued {
+            at: event.created_at.as_secs() as i64,
+            event_id: event.id.to_hex(),
+            json: String::new(),
+            targets,
+        })
+    }
+
+    /// Queues again what `outbox.db` refused before, then moves the cursor, never past an
+    /// event that is not queued.
+    async fn tick_cursor(&self, cursor: &mut CursorState) {
+        if let Some(since) = cursor.unqueued {
+            if self.queue_since(since).await {
+                info!("queued the owner's events that outbox.db refused before");
+                cursor.unqueued = None;
+            }
+        }
+        let upto = cursor.upto();
+        if upto == 0 {
+            return;
+        }
+        match self.db.set_cursor(upto).await {
+            Ok(()) if upto == cursor.seen_max => cursor.seen_max = 0,
+            Ok(()) => {}
+            Err(e) => warn!(error = %e, "cannot move the outbox cursor"),
+        }
+    }
+
+    /// After the bus outran the task: takes the bus from its newest event on, then queues
+    /// what the store holds since the cursor, which covers every event missed. The events
+    /// still waiting in the old receiver are all in the store, so reading them as well
+    /// would only redo that work, and a task behind the bus would stay behind.
+    async fn catch_up(
+        &self,
+        bus: &mut broadcast::Receiver<Arc<LiveEvent>>,
+        cursor: &mut CursorState,
+    ) {
+        *bus = bus.resubscribe();
+        self.rescan(cursor).await;
+    }
+
+    /// Queues the owner's events since the cursor (after a restart or a lagging bus).
+    async fn rescan(&self, cursor: &mut CursorState) {
+        let since = match self.db.cursor().await {
+            Ok(c) => c.saturating_sub(RESCAN_OVERLAP),
+            Err(e) => return warn!(error = %e, "cannot read the outbox cursor"),
+        };
+        if !self.queue_since(since).await {
+            cursor.refused(since);
+        }
+    }
+
+    /// Queues the owner's stored events created at or after `since`, oldest first, and
+    /// moves the cursor to the newest. Stops at the first that `outbox.db` refuses and
+    /// returns false.
+    async fn queue_since(&self, since: u64) -> bool {
+        let mut until: Option<Timestamp> = None;
+        let mut newest = None;
+        let mut total = 0;
+        loop {
+            let mut filter = Filter::new()
+                .author(self.owner)
+                .since(Timestamp::from(since))
+                .limit(RESCAN_PAGE);
+            if let Some(until) = until {
+                filter = filter.until(until);
+            }
+            let page = match self.store.query(vec![filter]).await {
+                Ok(events) => events,
+                Err(e) => {
+                    warn!(error = %e, "cannot rescan the owner's events");
+                    return false;
+                }
+            };
+            let (Some(first), Some(last)) = (page.first(), page.last()) else {
+                break;
+            };
+            newest.get_or_insert(first.created_at);
+            let oldest = last.created_at;
+            let oldest_first: Vec<_> = page.iter().rev().collect();
+            for chunk in oldest_first.chunks(ENQUEUE_BATCH) {
+                if !self.enqueue(chunk.iter().copied()).await {
+                    // The rest would most likely fail the same way (a full disk): next tick.
+                    return false;
+                }
+            }
+            total += page.len();
+            if page.len() < RESCAN_PAGE {
+                break;
+            }
+            // The next page ends at this page's oldest second (events sharing it may have
+            // been cut off; queuing them twice is harmless), or just before it when the
+            // whole page was that one second.
+            until = Some(match until {
+                Some(u) if u == oldest => Timestamp::from(oldest.as_secs().saturating_sub(1)),
+                _ => oldest,
+            });
+            if until.is_some_and(|u| u.as_secs() < since) {
+                break;
+            }
+        }
+        info!(
+            since,
+            events = total,
+            "outbox: rescanned the owner's recent events"
+        );
+        if let Some(newest) = newest {
+            db::log_failed_write(
+                self.db.set_cursor(newest.as_secs()).await,
+                "move the outbox cursor",
+            );
+        }
+        true
+    }
+}
+
+/// `first` and whatever else the bus already holds, up to [`ENQUEUE_BATCH`] events; true
+/// as well when the receiver lagged (missed events: the caller rescans).
+fn drain(
+    first: Arc<LiveEvent>,
+    bus: &mut broadcast::Receiver<Arc<LiveEvent>>,
+) -> (Vec<Arc<LiveEvent>>, bool) {
+    let mut batch = vec![first];
+    while batch.len() < ENQUEUE_BATCH {
+        match bus.try_recv() {
+            Ok(live) => batch.push(live),
+            Err(TryRecvError::Lagged(_)) => return (batch, true),
+            Err(_) => break,
+        }
+    }
+    (batch, false)
+}
