@@ -160,7 +160,7 @@ def test_full_disk_refuses_writes_clearly_and_recovers(request, tmp_path):
         # home set): what it refused is queued again once there is room, without a restart.
         requeued = "queued the owner's events that outbox.db refused before"
         deadline = time.monotonic() + 30
-        outbox_refused = "cannot queue an event for delivery" in log
+        outbox_refused = "cannot queue events for delivery" in log
         while outbox_refused and requeued not in node.log_path.read_text(errors="replace"):
             assert time.monotonic() < deadline, "outbox.db never queued what it had refused"
             time.sleep(0.5)
@@ -178,7 +178,7 @@ def test_full_disk_refuses_writes_clearly_and_recovers(request, tmp_path):
             f"full disk ({SIZE} tmpfs, {BODY // 1024} KiB posts): {len(acked) - AFTER_FREEING} "
             f"accepted, then {len(refusals)} refused with 'error: storage full' "
             f"({sent} sent, {free_when_full // 1024} KiB left free); outbox.db refused "
-            f"{log.count('cannot queue an event')} times and queued them later; with "
+            f"{log.count('cannot queue events for delivery')} times and queued them later; with "
             f"{freed // 1024} KiB free again all {AFTER_FREEING} new posts accepted without a "
             f"restart; all {len(acked)} present after a restart ({elapsed:.0f}s)")
     finally:
