@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use starling_proto::{
-    validate_parsed, validate_rendered, Event, EventId, Kind, Limits, PublicKey, RenderedEvent,
-    Timestamp, ValidationError,
+    validate_parsed_known, validate_rendered_known, Event, EventId, Kind, KnownKey, Limits,
+    PublicKey, RenderedEvent, Timestamp, ValidationError,
 };
 use starling_store::{EventStore, SaveOutcome, StoreError};
 use tracing::debug;
@@ -111,6 +111,8 @@ pub struct Ingest {
     store: Arc<dyn EventStore>,
     bus: EventBus,
     owner: PublicKey,
+    /// The owner's key, parsed once for checking the signatures of the owner's events.
+    owner_key: Option<KnownKey>,
     limits: Limits,
     counters: Counters,
 }
@@ -126,6 +128,7 @@ impl Ingest {
             store,
             bus,
             owner,
+            owner_key: KnownKey::new(owner),
             limits,
             counters: Counters::default(),
         }
@@ -143,7 +146,12 @@ impl Ingest {
 
     /// Validates and submits an event given as JSON text.
     pub async fn submit_json(&self, json: &str, origin: Origin) -> Result<Ack, IngestError> {
-        let result = match validate_rendered(json, &self.limits, Timestamp::now()) {
+        let result = match validate_rendered_known(
+            json,
+            &self.limits,
+            Timestamp::now(),
+            self.owner_key.as_ref(),
+        ) {
             Ok(event) => self.accept(event, origin).await,
             Err(e) => Err(e.into()),
         };
@@ -160,7 +168,12 @@ impl Ingest {
         policy: impl FnOnce(&Event) -> Result<(), String>,
     ) -> Result<Ack, IngestError> {
         let result = async {
-            let event = validate_rendered(json, &self.limits, Timestamp::now())?;
+            let event = validate_rendered_known(
+                json,
+                &self.limits,
+                Timestamp::now(),
+                self.owner_key.as_ref(),
+            )?;
             policy(event.event()).map_err(IngestError::Blocked)?;
             self.accept(event, origin).await
         }
@@ -171,7 +184,12 @@ impl Ingest {
 
     /// Validates and submits a parsed event (its JSON length is recomputed for the limit).
     pub async fn submit(&self, event: Event, origin: Origin) -> Result<Ack, IngestError> {
-        let result = match validate_parsed(event, &self.limits, Timestamp::now()) {
+        let result = match validate_parsed_known(
+            event,
+            &self.limits,
+            Timestamp::now(),
+            self.owner_key.as_ref(),
+        ) {
             Ok(event) => self.accept(event, origin).await,
             Err(e) => Err(e.into()),
         };
@@ -189,7 +207,10 @@ impl Ingest {
         let now = Timestamp::now();
         let checked = events
             .into_iter()
-            .map(|event| validate_parsed(event, &self.limits, now).map_err(IngestError::from))
+            .map(|event| {
+                validate_parsed_known(event, &self.limits, now, self.owner_key.as_ref())
+                    .map_err(IngestError::from)
+            })
             .collect();
         self.store_checked(checked, origin).await
     }
@@ -204,7 +225,10 @@ impl Ingest {
         let now = Timestamp::now();
         let checked = texts
             .iter()
-            .map(|json| validate_rendered(json, &self.limits, now).map_err(IngestError::from))
+            .map(|json| {
+                validate_rendered_known(json, &self.limits, now, self.owner_key.as_ref())
+                    .map_err(IngestError::from)
+            })
             .collect();
         self.store_checked(checked, origin).await
     }

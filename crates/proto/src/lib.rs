@@ -21,7 +21,10 @@ pub use message::{
     parse_client_message, raw_event_id, raw_event_pubkey, ClientMessage, MessageError, RelayMessage,
 };
 pub use render::RenderedEvent;
-pub use validate::{validate_event, validate_parsed, validate_rendered, ValidationError};
+pub use validate::{
+    validate_event, validate_parsed, validate_parsed_known, validate_rendered,
+    validate_rendered_known, KnownKey, ValidationError,
+};
 
 /// NIP-19 entities (`nevent`, `nprofile`, …).
 pub use nostr::nips::nip19;
