@@ -23,6 +23,7 @@ mod status;
 pub mod tls;
 pub mod web;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -75,19 +76,44 @@ pub const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 impl ApiState {
     /// Before answering a query naming authors the node holds nothing of, asks the
     /// network for them (bounded by [`FETCH_WAIT`]); what arrives is stored and so part of
-    /// the answer.
+    /// the answer. For queries whose answer is read only afterwards (COUNT, NIP-77).
     pub async fn fetch_missing(&self, filters: &[Filter]) {
-        let Some(remote) = &self.remote else { return };
-        let authors: Vec<PublicKey> = filters
+        self.fetch_absent(filters, HashSet::new).await;
+    }
+
+    /// After a query was answered from the store: asks the network for the authors
+    /// `filters` name that the answer lacks (`present` gives the answer's authors) and the
+    /// store holds nothing of, bounded by [`FETCH_WAIT`]. True when something may have been
+    /// stored since the query (fetched, or arrived by another path while the fetch ran), so
+    /// the caller should query again. An author the answer already shows is
+    /// known, so the usual query costs no second look at the store.
+    pub async fn fetch_absent(
+        &self,
+        filters: &[Filter],
+        present: impl FnOnce() -> HashSet<PublicKey>,
+    ) -> bool {
+        let Some(remote) = &self.remote else {
+            return false;
+        };
+        let named: HashSet<PublicKey> = filters
             .iter()
             .filter_map(|f| f.authors.as_ref())
             .flatten()
             .copied()
             .collect();
-        if authors.is_empty() {
-            return;
+        if named.is_empty() {
+            return false;
         }
-        let _ = tokio::time::timeout(FETCH_WAIT, remote.fetch_missing(authors)).await;
+        let present = present();
+        let absent: Vec<PublicKey> = named.difference(&present).copied().collect();
+        if absent.is_empty() {
+            return false;
+        }
+        // A fetch cut short by the wait may have stored some events already.
+        !matches!(
+            tokio::time::timeout(FETCH_WAIT, remote.fetch_missing(absent)).await,
+            Ok(0)
+        )
     }
 }
 

@@ -382,14 +382,12 @@ impl<O: Sink<String> + Unpin> Session<O> {
         if reader.is_none() && auth::asks_for_wraps(&filters) {
             return self.auth_required(&sub_id).await;
         }
-        self.state.fetch_missing(&filters).await;
         // Join the live feed before noting what the query covers, so nothing falls between.
         if self.live.is_none() {
             self.live = Some(self.state.bus.subscribe());
         }
-        let covered = self.state.bus.last_seq();
-        let stored = match self.state.store.query_json(filters.clone()).await {
-            Ok(stored) => stored,
+        let (stored, covered) = match self.stored(&filters).await {
+            Ok(answer) => answer,
             Err(e) => {
                 return self
                     .send(RelayMessage::Closed(&sub_id, &format!("error: {e}")))
@@ -421,6 +419,24 @@ impl<O: Sink<String> + Unpin> Session<O> {
             self.state.subscriptions.fetch_add(1, Ordering::Relaxed);
         }
         true
+    }
+
+    /// The stored events `filters` match, and the last bus sequence number they cover.
+    /// Named authors the answer lacks and the node never saw are asked of the network
+    /// first; if that stored something, the store is asked again.
+    async fn stored(
+        &self,
+        filters: &[Filter],
+    ) -> Result<(Vec<String>, u64), starling_store::StoreError> {
+        let store = &self.state.store;
+        let covered = self.state.bus.last_seq();
+        let stored = store.query_json(filters.to_vec()).await?;
+        let present = || stored.iter().filter_map(|j| raw_event_pubkey(j)).collect();
+        if !self.state.fetch_absent(filters, present).await {
+            return Ok((stored, covered));
+        }
+        let covered = self.state.bus.last_seq();
+        Ok((store.query_json(filters.to_vec()).await?, covered))
     }
 
     async fn count(&mut self, sub_id: SubscriptionId, filters: Vec<Filter>) -> bool {

@@ -121,10 +121,15 @@ pub async fn req(
         .into_response())
 }
 
-/// Stored events, after asking the network for authors the node has never seen.
+/// Stored events; named authors the answer lacks and the node has never seen are asked of
+/// the network, and the store asked again if that stored something.
 async fn query(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, RestError> {
-    state.fetch_missing(&filters).await;
-    stored(state, filters).await
+    let events = stored(state, filters.clone()).await?;
+    let present = || events.iter().map(|e| e.pubkey).collect();
+    if state.fetch_absent(&filters, present).await {
+        return stored(state, filters).await;
+    }
+    Ok(events)
 }
 
 /// Stored events only.
