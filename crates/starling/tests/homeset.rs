@@ -110,8 +110,15 @@ async fn home_sets_keep_posts_and_inboxes_while_owners_are_away() {
     let note = nodes[t].cli_json(&["post", "anyone there?"]);
     let note_id = note["id"].as_str().unwrap().to_string();
     let mut at_s = RelayClient::connect(&nodes[s].api).await;
+    // S is outside T's follows: its first REQ fetches T from the network, racing T's own
+    // push of the note to its home set (of which S may be a member). A client keeps asking.
     let found = at_s
-        .req("t", json!({"authors": [nodes[t].hex], "ids": [note_id]}))
+        .req_until(
+            "t",
+            json!({"authors": [nodes[t].hex], "ids": [note_id]}),
+            1,
+            Duration::from_secs(30),
+        )
         .await;
     assert_eq!(
         found.len(),
