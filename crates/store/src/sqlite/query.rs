@@ -1,10 +1,12 @@
 //! NIP-01 filters as SQL. Each filter is split along the field that drives its index
 //! (one author, one tag value, one kind per part); each part reads newest-first off an
-//! index and stops at the filter's `limit`, selecting only (created_at, id, seq). The parts
-//! and filters are merged in Rust and only the chosen events' JSON is read. Runs on reader
-//! connections only.
+//! index, selecting only (created_at, id, seq), and the parts are merged in Rust, each
+//! stepped only as far as the merge takes from it, up to the filter's `limit`. Filters are
+//! merged after that and only the chosen events' JSON is read. Runs on reader connections
+//! only.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
@@ -159,25 +161,82 @@ fn part_query(part: &Filter, limit: usize, now: i64, columns: &str) -> (String, 
     (sql, params)
 }
 
-/// The newest `limit` matches of one single-driven part, as positions.
-fn select_part(
+/// The newest `limit` matches of `filter`, as positions: its parts (see [`split`]) are
+/// read newest-first side by side and merged, stepping each only as far as the merge
+/// needs, so a filter naming 200 authors reads about `limit + 200` index rows rather than
+/// `limit` rows of each author.
+fn select_filter(
     conn: &Connection,
-    part: &Filter,
+    filter: &Filter,
     limit: usize,
     now: i64,
 ) -> rusqlite::Result<Vec<Hit>> {
-    let (sql, params) = part_query(part, limit, now, "e.created_at, e.id, e.seq");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let hits = stmt
-        .query_map(params_from_iter(params), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect();
-    hits
+    let parts = split(filter);
+    let mut stmts = Vec::with_capacity(parts.len());
+    let mut params = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (sql, p) = part_query(part, limit, now, "e.created_at, e.id, e.seq");
+        // Parts share their SQL; the cache hands out one statement, the rest are prepared.
+        stmts.push(conn.prepare_cached(&sql)?);
+        params.push(p);
+    }
+    let mut streams = Vec::with_capacity(stmts.len());
+    for (stmt, p) in stmts.iter_mut().zip(params) {
+        streams.push(stmt.query(params_from_iter(p))?);
+    }
+    let next = |rows: &mut rusqlite::Rows<'_>| -> rusqlite::Result<Option<Hit>> {
+        rows.next()?
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .transpose()
+    };
+    let mut heap = BinaryHeap::with_capacity(streams.len());
+    for (i, rows) in streams.iter_mut().enumerate() {
+        if let Some(hit) = next(rows)? {
+            heap.push(Newest(hit, i));
+        }
+    }
+    let mut hits: Vec<Hit> = Vec::with_capacity(limit.min(1024));
+    let mut seen = HashSet::new();
+    while hits.len() < limit {
+        let Some(Newest(hit, i)) = heap.pop() else {
+            break;
+        };
+        if let Some(more) = next(&mut streams[i])? {
+            heap.push(Newest(more, i));
+        }
+        // Parts split on a tag's values can both match one event.
+        if seen.insert(hit.2) {
+            hits.push(hit);
+        }
+    }
+    Ok(hits)
 }
 
+/// A hit from part `.1`, ordered so that a max-heap pops the newest first.
+struct Newest(Hit, usize);
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> Ordering {
+        newest_first(&other.0, &self.0)
+    }
+}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Newest {}
+
 /// Newest first, ties by lowest id (NIP-01).
-fn newest_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+fn newest_first(a: &Hit, b: &Hit) -> Ordering {
     b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1))
 }
 
@@ -226,13 +285,7 @@ fn select_hits(
         if limit == 0 {
             continue;
         }
-        let mut hits: Vec<Hit> = Vec::new();
-        for part in split(filter) {
-            hits.extend(select_part(conn, &part, limit, now)?);
-        }
-        hits.sort_unstable_by(newest_first);
-        hits.dedup_by_key(|h| h.2);
-        hits.truncate(limit);
+        let hits = select_filter(conn, filter, limit, now)?;
         chosen.extend(hits.into_iter().map(|h| (h.2, h)));
     }
     let mut hits: Vec<Hit> = chosen.into_values().collect();
