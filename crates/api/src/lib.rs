@@ -149,6 +149,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // No Nagle: an answer written in several pieces (a REQ's events, then EOSE) must not
+    // wait for the client's delayed ACK (up to 40 ms on Linux) before its last piece.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
