@@ -81,13 +81,30 @@ impl ApiState {
         self.fetch_absent(filters, HashSet::new).await;
     }
 
-    /// After a query was answered from the store: asks the network for the authors
-    /// `filters` name that the answer lacks (`present` gives the answer's authors) and the
-    /// store holds nothing of, bounded by [`FETCH_WAIT`]. True when something may have been
-    /// stored since the query (fetched, or arrived by another path while the fetch ran), so
-    /// the caller should query again. An author the answer already shows is
-    /// known, so the usual query costs no second look at the store.
-    pub async fn fetch_absent(
+    /// Answers `filters` with `query`, then asks the network for the authors `filters` name
+    /// that the answer lacks (`authors` gives the answer's authors) and the store holds
+    /// nothing of, bounded by [`FETCH_WAIT`]; if anything arrived meanwhile (fetched, or by
+    /// another path while the fetch ran), `query` runs again. An author the answer already
+    /// shows is known, so the usual query is asked once.
+    pub async fn query_fetching<T, E, Fut>(
+        &self,
+        filters: &[Filter],
+        query: impl Fn() -> Fut,
+        authors: impl FnOnce(&T) -> HashSet<PublicKey>,
+    ) -> Result<T, E>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let answer = query().await?;
+        if self.fetch_absent(filters, || authors(&answer)).await {
+            return query().await;
+        }
+        Ok(answer)
+    }
+
+    /// Asks the network for the authors `filters` name that are not in `present` and the
+    /// store holds nothing of. True when something may have been stored meanwhile.
+    async fn fetch_absent(
         &self,
         filters: &[Filter],
         present: impl FnOnce() -> HashSet<PublicKey>,

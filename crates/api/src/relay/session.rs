@@ -421,22 +421,22 @@ impl<O: Sink<String> + Unpin> Session<O> {
         true
     }
 
-    /// The stored events `filters` match, and the last bus sequence number they cover.
-    /// Named authors the answer lacks and the node never saw are asked of the network
-    /// first; if that stored something, the store is asked again.
+    /// The stored events `filters` match, and the last bus sequence number they cover;
+    /// named authors the answer lacks and the node never saw are fetched, then the store is
+    /// asked again (see [`ApiState::query_fetching`]).
     async fn stored(
         &self,
         filters: &[Filter],
     ) -> Result<(Vec<String>, u64), starling_store::StoreError> {
-        let store = &self.state.store;
-        let covered = self.state.bus.last_seq();
-        let stored = store.query_json(filters.to_vec()).await?;
-        let present = || stored.iter().filter_map(|j| raw_event_pubkey(j)).collect();
-        if !self.state.fetch_absent(filters, present).await {
-            return Ok((stored, covered));
-        }
-        let covered = self.state.bus.last_seq();
-        Ok((store.query_json(filters.to_vec()).await?, covered))
+        let state = &self.state;
+        let query = move || async move {
+            let covered = state.bus.last_seq();
+            Ok((state.store.query_json(filters.to_vec()).await?, covered))
+        };
+        let authors = |(stored, _): &(Vec<String>, u64)| {
+            stored.iter().filter_map(|j| raw_event_pubkey(j)).collect()
+        };
+        state.query_fetching(filters, query, authors).await
     }
 
     async fn count(&mut self, sub_id: SubscriptionId, filters: Vec<Filter>) -> bool {

@@ -121,15 +121,12 @@ pub async fn req(
         .into_response())
 }
 
-/// Stored events; named authors the answer lacks and the node has never seen are asked of
-/// the network, and the store asked again if that stored something.
+/// Stored events; named authors the answer lacks and the node never saw are fetched, then
+/// the store is asked again (see [`ApiState::query_fetching`]).
 async fn query(state: &ApiState, filters: Vec<Filter>) -> Result<Vec<Event>, RestError> {
-    let events = stored(state, filters.clone()).await?;
-    let present = || events.iter().map(|e| e.pubkey).collect();
-    if state.fetch_absent(&filters, present).await {
-        return stored(state, filters).await;
-    }
-    Ok(events)
+    let query = || stored(state, filters.clone());
+    let authors = |events: &Vec<Event>| events.iter().map(|e| e.pubkey).collect();
+    state.query_fetching(&filters, query, authors).await
 }
 
 /// Stored events only.
