@@ -11,6 +11,10 @@ use tokio::sync::Semaphore;
 use super::schema;
 use crate::StoreError;
 
+/// Compiled statements each reader keeps: a filter naming many authors runs one per
+/// author side by side (see `query::select_filter`), so a few such filters need dozens.
+const STATEMENTS: usize = 64;
+
 pub struct ReadPool {
     path: PathBuf,
     /// Idle connections. The lock is held only to push or pop, never across an await.
@@ -36,6 +40,7 @@ impl ReadPool {
             })?;
         schema::configure(&conn)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(conn)
     }
 

@@ -128,13 +128,20 @@ pub(crate) fn split(filter: &Filter) -> Vec<Filter> {
     vec![filter.clone()]
 }
 
+/// Parts of one filter that each keep a cached statement (see [`select_filter`]).
+const CACHED_PARTS: usize = 32;
+
 /// A matching event's position: (created_at, id, seq).
 type Hit = (i64, Vec<u8>, i64);
 
 /// The SQL reading the newest `limit` matches of one single-driven part, selecting
 /// `columns` of the event table `e`.
+///
+/// The limit is written into the SQL, not bound: SQLite plans with a bound limit's value,
+/// so a statement whose limit changes from one run to the next is compiled again each
+/// time. Written in, each limit gets its own cached statement.
 fn part_query(part: &Filter, limit: usize, now: i64, columns: &str) -> (String, Vec<Value>) {
-    let (sql, mut params) = match driving_tag(part) {
+    match driving_tag(part) {
         Some((name, values)) => {
             let Clause { sql, params: rest } = clause(part, now, Some(name));
             let mut params = vec![Value::Text(name.to_string())];
@@ -143,7 +150,7 @@ fn part_query(part: &Filter, limit: usize, now: i64, columns: &str) -> (String, 
             let sql = format!(
                 "SELECT {columns} FROM tag t JOIN event e ON e.seq = t.event_seq
                  WHERE t.name = ? AND t.value IN ({}) AND {sql}
-                 ORDER BY t.created_at DESC, e.id ASC LIMIT ?",
+                 ORDER BY t.created_at DESC, e.id ASC LIMIT {limit}",
                 placeholders(values.len())
             );
             (sql, params)
@@ -152,13 +159,11 @@ fn part_query(part: &Filter, limit: usize, now: i64, columns: &str) -> (String, 
             let Clause { sql, params } = clause(part, now, None);
             let sql = format!(
                 "SELECT {columns} FROM event e WHERE {sql}
-                 ORDER BY e.created_at DESC, e.id ASC LIMIT ?"
+                 ORDER BY e.created_at DESC, e.id ASC LIMIT {limit}"
             );
             (sql, params)
         }
-    };
-    params.push(Value::Integer(limit as i64));
-    (sql, params)
+    }
 }
 
 /// The newest `limit` matches of `filter`, as positions: its parts (see [`split`]) are
@@ -174,9 +179,16 @@ fn select_filter(
     let parts = split(filter);
     let mut stmts = Vec::with_capacity(parts.len());
     let mut params = Vec::with_capacity(parts.len());
-    for part in &parts {
+    for (i, part) in parts.iter().enumerate() {
         let (sql, p) = part_query(part, limit, now, "e.created_at, e.id, e.seq");
-        // Parts share their SQL; the cache hands out one statement, the rest are prepared.
+        // Parts share their SQL but run side by side, so each needs a statement of its
+        // own: the part's number makes it a cache entry of its own. Parts past the first
+        // CACHED_PARTS share one entry; of those, all but one are compiled each time.
+        let tag = match i < CACHED_PARTS {
+            true => format!("SELECT /* part {i} */"),
+            false => "SELECT /* part */".to_owned(),
+        };
+        let sql = sql.replacen("SELECT", &tag, 1);
         stmts.push(conn.prepare_cached(&sql)?);
         params.push(p);
     }
@@ -330,4 +342,36 @@ pub fn count(conn: &Connection, filters: &[Filter], now: i64) -> rusqlite::Resul
         .prepare_cached(&sql)?
         .query_row(params_from_iter(params), |r| r.get(0))?;
     Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+    use starling_proto::Keys;
+
+    use super::*;
+
+    #[test]
+    fn a_changed_limit_does_not_compile_a_statement_again() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&conn).unwrap();
+        let author = Keys::generate().public_key();
+        for i in 0..20i64 {
+            conn.execute(
+                "INSERT INTO event (id, pubkey, created_at, kind, json) VALUES (?1, ?2, ?3, 1, '{}')",
+                rusqlite::params![i.to_be_bytes().repeat(4), author.as_bytes().as_slice(), i],
+            )
+            .unwrap();
+        }
+        let filter = |limit| Filter::new().author(author).limit(limit);
+        for limit in [5, 7, 5, 7, 5] {
+            let found = select_json(&conn, &[filter(limit)], 5000, 0).unwrap();
+            assert_eq!(found.len(), limit);
+        }
+        for limit in [5, 7] {
+            let (sql, _) = part_query(&filter(limit), limit, 0, "e.json");
+            let stmt = conn.prepare_cached(&sql).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+    }
 }
