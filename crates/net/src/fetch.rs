@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use starling_core::Ingest;
-use starling_proto::{raw_event_pubkey, Filter, Kind, PublicKey};
+use starling_proto::{stored_pubkey, Filter, Kind, PublicKey};
 use starling_store::EventStore;
 use tracing::{debug, info};
 
@@ -27,15 +27,50 @@ const RECENT: usize = 100;
 /// Authors fetched per call at most.
 const MAX_AUTHORS: usize = 16;
 
+/// When each author was last tried. A lookup costs the same however many authors are in
+/// it: stale entries are dropped only when it has doubled since they last were.
+#[derive(Debug, Default)]
+struct Tried {
+    at: HashMap<PublicKey, Instant>,
+    /// The size at which stale entries are dropped next.
+    prune_at: usize,
+}
+
+impl Tried {
+    /// Entries kept before the first pruning.
+    const MIN_PRUNE_AT: usize = 1024;
+
+    /// Marks as tried at `now` each of `authors` not tried in the last [`RETRY_AFTER`];
+    /// returns those.
+    fn claim(&mut self, authors: impl Iterator<Item = PublicKey>, now: Instant) -> Vec<PublicKey> {
+        if self.at.len() >= self.prune_at.max(Self::MIN_PRUNE_AT) {
+            self.at
+                .retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
+            self.prune_at = self.at.len() * 2;
+        }
+        authors
+            .filter(|pk| {
+                let fresh = self
+                    .at
+                    .get(pk)
+                    .is_some_and(|at| now.duration_since(*at) < RETRY_AFTER);
+                if !fresh {
+                    self.at.insert(*pk, now);
+                }
+                !fresh
+            })
+            .collect()
+    }
+}
+
 /// Fetches unknown authors on demand.
 pub struct Fetcher {
     pub net: Network,
     pub ingest: Arc<Ingest>,
     pub store: Arc<dyn EventStore>,
     pub owner: PublicKey,
-    /// When each author was last tried. A tiny map; locked only for quick lookups, never
-    /// across an `.await`.
-    tried: Mutex<HashMap<PublicKey, Instant>>,
+    /// Authors tried lately; locked only for quick lookups, never across an `.await`.
+    tried: Mutex<Tried>,
 }
 
 impl Fetcher {
@@ -50,7 +85,7 @@ impl Fetcher {
             ingest,
             store,
             owner,
-            tried: Mutex::new(HashMap::new()),
+            tried: Mutex::new(Tried::default()),
         }
     }
 
@@ -58,11 +93,13 @@ impl Fetcher {
     /// many events arrived (stored now, or already stored by another path meanwhile, such
     /// as a home-set push racing the fetch).
     pub async fn fetch_missing(&self, authors: Vec<PublicKey>) -> usize {
-        let claimed: Vec<PublicKey> = authors
-            .into_iter()
-            .take(MAX_AUTHORS)
-            .filter(|pk| *pk != self.owner && self.claim(*pk))
-            .collect();
+        let claimed = self.tried.lock().expect("fetch table poisoned").claim(
+            authors
+                .into_iter()
+                .filter(|pk| *pk != self.owner)
+                .take(MAX_AUTHORS),
+            Instant::now(),
+        );
         if claimed.is_empty() {
             return 0;
         }
@@ -73,7 +110,7 @@ impl Fetcher {
             .map(|pk| Filter::new().author(*pk).limit(1))
             .collect();
         let held: HashSet<PublicKey> = match self.store.query_json(filters).await {
-            Ok(found) => found.iter().filter_map(|j| raw_event_pubkey(j)).collect(),
+            Ok(found) => found.iter().filter_map(|j| stored_pubkey(j)).collect(),
             // The store cannot say: fetch nothing rather than everything.
             Err(_) => return 0,
         };
@@ -83,18 +120,6 @@ impl Fetcher {
             .collect();
         let counts = join_all(unknown.into_iter().map(|pk| self.fetch_one(pk))).await;
         counts.into_iter().sum()
-    }
-
-    /// Marks `pk` as tried now; false if it was tried moments ago.
-    fn claim(&self, pk: PublicKey) -> bool {
-        let now = Instant::now();
-        let mut tried = self.tried.lock().expect("fetch table poisoned");
-        tried.retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
-        if tried.contains_key(&pk) {
-            return false;
-        }
-        tried.insert(pk, now);
-        true
     }
 
     async fn fetch_one(&self, pk: PublicKey) -> usize {
@@ -168,5 +193,45 @@ impl Fetcher {
                 Vec::new()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use starling_proto::Keys;
+
+    fn keys(n: usize) -> Vec<PublicKey> {
+        (0..n).map(|_| Keys::generate().public_key()).collect()
+    }
+
+    #[test]
+    fn an_author_is_tried_again_only_after_the_wait() {
+        let mut tried = Tried::default();
+        let authors = keys(3);
+        let t0 = Instant::now();
+        assert_eq!(tried.claim(authors.clone().into_iter(), t0), authors);
+        assert!(tried
+            .claim(authors.clone().into_iter(), t0 + RETRY_AFTER / 2)
+            .is_empty());
+        assert_eq!(
+            tried.claim(authors.clone().into_iter(), t0 + RETRY_AFTER),
+            authors
+        );
+    }
+
+    #[test]
+    fn pruning_drops_only_stale_authors() {
+        let mut tried = Tried::default();
+        let t0 = Instant::now();
+        let old = keys(Tried::MIN_PRUNE_AT);
+        tried.claim(old.clone().into_iter(), t0);
+        let recent = keys(2);
+        let later = t0 + RETRY_AFTER;
+        // The table is full: this call drops the stale entries before claiming.
+        assert_eq!(tried.claim(recent.clone().into_iter(), later), recent);
+        assert_eq!(tried.at.len(), 2);
+        assert!(tried.claim(recent.into_iter(), later).is_empty());
+        assert_eq!(tried.claim(old[..1].iter().copied(), later), old[..1]);
     }
 }
