@@ -12,6 +12,7 @@ pub mod kinds;
 pub mod limits;
 pub mod message;
 pub mod render;
+pub mod stored;
 pub mod validate;
 
 pub use filter::{matches, matches_any};
@@ -21,6 +22,7 @@ pub use message::{
     parse_client_message, raw_event_id, raw_event_pubkey, ClientMessage, MessageError, RelayMessage,
 };
 pub use render::RenderedEvent;
+pub use stored::{stored_kind, stored_pubkey};
 pub use validate::{
     validate_event, validate_parsed, validate_parsed_known, validate_rendered,
     validate_rendered_known, KnownKey, ValidationError,

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use rand::RngCore;
 use starling_core::Remote;
 use starling_proto::{
-    validate_event, Event, Filter, Kind, Limits, PublicKey, SingleLetterTag, Timestamp,
+    stored_kind, validate_event, Event, Filter, Kind, Limits, PublicKey, SingleLetterTag, Timestamp,
 };
 
 /// How far an AUTH event's `created_at` may be from now.
@@ -108,7 +108,7 @@ pub fn may_see(event: &Event, owner: Option<&PublicKey>) -> bool {
 /// As [`may_see`], for an event's JSON text (a stored event, already valid): only a gift
 /// wrap is parsed further than its kind.
 pub fn json_may_see(json: &str, owner: Option<&PublicKey>) -> bool {
-    match kind_of(json) {
+    match stored_kind(json) {
         Some(k) if k != Kind::GiftWrap.as_u16() => true,
         Some(_) => Event::from_json(json).is_ok_and(|e| may_see(&e, owner)),
         None => false,

@@ -16,8 +16,8 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use starling_core::{Ack, IngestError, LiveEvent, Origin};
 use starling_proto::message::parse_client_message;
 use starling_proto::{
-    matches_any, raw_event_id, raw_event_pubkey, ClientMessage, Filter, MessageError, RelayMessage,
-    SubscriptionId,
+    matches_any, raw_event_id, raw_event_pubkey, stored_pubkey, ClientMessage, Filter,
+    MessageError, RelayMessage, SubscriptionId,
 };
 use starling_store::negentropy_storage;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -434,7 +434,7 @@ impl<O: Sink<String> + Unpin> Session<O> {
             Ok((state.store.query_json(filters.to_vec()).await?, covered))
         };
         let authors = |(stored, _): &(Vec<String>, u64)| {
-            stored.iter().filter_map(|j| raw_event_pubkey(j)).collect()
+            stored.iter().filter_map(|j| stored_pubkey(j)).collect()
         };
         state.query_fetching(filters, query, authors).await
     }
