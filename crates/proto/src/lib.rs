@@ -19,7 +19,8 @@ pub use filter::{matches, matches_any};
 pub use kinds::KindClass;
 pub use limits::Limits;
 pub use message::{
-    parse_client_message, raw_event_id, raw_event_pubkey, ClientMessage, MessageError, RelayMessage,
+    parse_client_message, raw_event_id, raw_event_kind, raw_event_pubkey, ClientMessage,
+    MessageError, RelayMessage,
 };
 pub use render::RenderedEvent;
 pub use stored::{stored_kind, stored_pubkey};

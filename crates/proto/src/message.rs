@@ -235,6 +235,18 @@ pub fn raw_event_pubkey(event_json: &str) -> Option<PublicKey> {
         .and_then(|v| PublicKey::from_hex(v.pubkey).ok())
 }
 
+/// The `kind` of an event given as JSON, read without parsing the rest into an event;
+/// `None` if it has none.
+pub fn raw_event_kind(event_json: &str) -> Option<u16> {
+    #[derive(serde::Deserialize)]
+    struct KindOnly {
+        kind: u16,
+    }
+    serde_json::from_str::<KindOnly>(event_json)
+        .ok()
+        .map(|v| v.kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

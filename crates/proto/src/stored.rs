@@ -25,13 +25,7 @@ pub fn stored_pubkey(json: &str) -> Option<PublicKey> {
 
 /// The event's `kind`; `None` if it has none that parses.
 pub fn stored_kind(json: &str) -> Option<u16> {
-    canonical_kind(json).or_else(|| {
-        #[derive(serde::Deserialize)]
-        struct KindOnly {
-            kind: u16,
-        }
-        serde_json::from_str::<KindOnly>(json).ok().map(|k| k.kind)
-    })
+    canonical_kind(json).or_else(|| crate::raw_event_kind(json))
 }
 
 /// The pubkey's hex when `json` starts in the canonical form.

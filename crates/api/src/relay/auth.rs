@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use rand::RngCore;
 use starling_core::Remote;
 use starling_proto::{
-    stored_kind, validate_event, Event, Filter, Kind, Limits, PublicKey, SingleLetterTag, Timestamp,
+    raw_event_kind, stored_kind, validate_event, Event, Filter, Kind, Limits, PublicKey,
+    SingleLetterTag, Timestamp,
 };
 
 /// How far an AUTH event's `created_at` may be from now.
@@ -80,20 +81,11 @@ impl Auth {
 /// Queues a gift wrap the authenticated owner published (and was stored) for delivery
 /// to its recipient; the owner's own events go out through the outbox's own watch.
 pub async fn deliver_wrap(remote: &dyn Remote, raw: &str) -> Result<(), String> {
-    if kind_of(raw) != Some(Kind::GiftWrap.as_u16()) {
+    if raw_event_kind(raw) != Some(Kind::GiftWrap.as_u16()) {
         return Ok(());
     }
     let event = Event::from_json(raw).map_err(|e| e.to_string())?;
     remote.send_private(&event, raw).await
-}
-
-/// An event's kind read from its JSON text without parsing the rest into an event.
-fn kind_of(json: &str) -> Option<u16> {
-    #[derive(serde::Deserialize)]
-    struct KindOnly {
-        kind: u16,
-    }
-    serde_json::from_str::<KindOnly>(json).ok().map(|k| k.kind)
 }
 
 /// Whether a reader may see `event`: everything but gift wraps, and to the owner (`owner`
