@@ -90,8 +90,9 @@ impl Fetcher {
     }
 
     /// Fetches the authors among `authors` that the store knows nothing of. Returns how
-    /// many events arrived (stored now, or already stored by another path meanwhile, such
-    /// as a home-set push racing the fetch).
+    /// many events the peers sent, counted whether or not this fetch stored them: one may
+    /// have come by another path meanwhile (a home-set push racing the fetch), and a
+    /// refused one only costs the caller a second look at the store.
     pub async fn fetch_missing(&self, authors: Vec<PublicKey>) -> usize {
         let claimed = self.tried.lock().expect("fetch table poisoned").claim(
             authors
