@@ -180,15 +180,7 @@ fn select_filter(
     let mut stmts = Vec::with_capacity(parts.len());
     let mut params = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
-        let (sql, p) = part_query(part, limit, now, "e.created_at, e.id, e.seq");
-        // Parts share their SQL but run side by side, so each needs a statement of its
-        // own: the part's number makes it a cache entry of its own. Parts past the first
-        // CACHED_PARTS share one entry; of those, all but one are compiled each time.
-        let tag = match i < CACHED_PARTS {
-            true => format!("SELECT /* part {i} */"),
-            false => "SELECT /* part */".to_owned(),
-        };
-        let sql = sql.replacen("SELECT", &tag, 1);
+        let (sql, p) = part_query(part, limit, now, &part_columns(i));
         stmts.push(conn.prepare_cached(&sql)?);
         params.push(p);
     }
@@ -222,6 +214,17 @@ fn select_filter(
         }
     }
     Ok(hits)
+}
+
+/// The columns part `i` of a split filter selects. Parts share their SQL but run side by
+/// side, so each needs a statement of its own: the comment naming the part makes it a
+/// cache entry of its own. Parts past the first [`CACHED_PARTS`] share one entry; of
+/// those, all but one are compiled each time.
+fn part_columns(i: usize) -> String {
+    format!(
+        "/* part {} */ e.created_at, e.id, e.seq",
+        i.min(CACHED_PARTS)
+    )
 }
 
 /// A hit from part `.1`, ordered so that a max-heap pops the newest first.
@@ -347,22 +350,31 @@ pub fn count(conn: &Connection, filters: &[Filter], now: i64) -> rusqlite::Resul
 #[cfg(test)]
 mod tests {
     use rusqlite::StatementStatus;
-    use starling_proto::Keys;
+    use starling_proto::{Keys, PublicKey};
 
     use super::*;
 
-    #[test]
-    fn a_changed_limit_does_not_compile_a_statement_again() {
+    /// A store with 20 kind-1 events by each of `authors`.
+    fn store_of(authors: &[PublicKey]) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&conn).unwrap();
-        let author = Keys::generate().public_key();
-        for i in 0..20i64 {
-            conn.execute(
-                "INSERT INTO event (id, pubkey, created_at, kind, json) VALUES (?1, ?2, ?3, 1, '{}')",
-                rusqlite::params![i.to_be_bytes().repeat(4), author.as_bytes().as_slice(), i],
-            )
-            .unwrap();
+        for (a, author) in authors.iter().enumerate() {
+            for i in 0..20i64 {
+                let id = ((a as i64) << 32 | i).to_be_bytes().repeat(4);
+                conn.execute(
+                    "INSERT INTO event (id, pubkey, created_at, kind, json) VALUES (?1, ?2, ?3, 1, '{}')",
+                    rusqlite::params![id, author.as_bytes().as_slice(), i],
+                )
+                .unwrap();
+            }
         }
+        conn
+    }
+
+    #[test]
+    fn a_changed_limit_does_not_compile_a_statement_again() {
+        let author = Keys::generate().public_key();
+        let conn = store_of(&[author]);
         let filter = |limit| Filter::new().author(author).limit(limit);
         for limit in [5, 7, 5, 7, 5] {
             let found = select_json(&conn, &[filter(limit)], 5000, 0).unwrap();
@@ -372,6 +384,23 @@ mod tests {
             let (sql, _) = part_query(&filter(limit), limit, 0, "e.json");
             let stmt = conn.prepare_cached(&sql).unwrap();
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+    }
+
+    #[test]
+    fn each_part_of_a_split_filter_keeps_its_statement() {
+        let authors: Vec<PublicKey> = (0..3).map(|_| Keys::generate().public_key()).collect();
+        let conn = store_of(&authors);
+        let filter = Filter::new().authors(authors.clone()).limit(10);
+        for _ in 0..2 {
+            let found = select_json(&conn, std::slice::from_ref(&filter), 5000, 0).unwrap();
+            assert_eq!(found.len(), 10);
+        }
+        // Every part's statement is the one both queries ran: none was compiled afresh.
+        for (i, part) in split(&filter).iter().enumerate() {
+            let (sql, _) = part_query(part, 10, 0, &part_columns(i));
+            let stmt = conn.prepare_cached(&sql).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::Run), 2, "{sql}");
         }
     }
 }
