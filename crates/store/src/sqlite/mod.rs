@@ -1,6 +1,8 @@
 //! The embedded SQLite backend: a WAL database file with one writer thread
-//! ([`writer::Writer`]) and a pool of readers ([`pool::ReadPool`]).
+//! ([`writer::Writer`]), a thread for its WAL checkpoints ([`checkpoint`]) and a pool of
+//! readers ([`pool::ReadPool`]).
 
+mod checkpoint;
 pub(crate) mod insert;
 mod pool;
 pub(crate) mod query;
@@ -55,7 +57,10 @@ impl SqliteStore {
             .map_err(open_err)?;
         schema::migrate(&conn).map_err(open_err)?;
         let counters = Arc::new(Counters::default());
-        let writer = Writer::new(conn, counters.clone(), &options).map_err(open_err)?;
+        let mut writer = Writer::new(conn, counters.clone(), &options).map_err(open_err)?;
+        writer.checkpoint_beside(path).map_err(|e| {
+            StoreError::Corrupt(format!("could not start the WAL checkpoint thread: {e}"))
+        })?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("store-writer".into())

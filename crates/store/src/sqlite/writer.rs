@@ -1,7 +1,14 @@
-//! The single writer: a dedicated thread that owns the one writable connection. It drains
+//! The single writer: a dedicated thread that owns the one writable connection. It takes
 //! whatever requests are queued, applies them in one transaction, commits once, then
 //! answers every request. Batching turns many small commits into one fsync-free WAL
 //! append. Before the commit it prunes when the size bound is exceeded.
+//!
+//! While requests keep arriving it gathers them for a moment before committing (see
+//! [`gather`]): each commit writes the last page of the table and of every index again,
+//! and the pages of the id index that its events land on, so a commit of hundreds of
+//! events writes far fewer pages per event than one of a few dozen. A request that finds
+//! the queue quiet is committed at once. WAL checkpoints run on a thread of their own
+//! ([`super::checkpoint`]).
 //!
 //! One failing request must not sink the others. A savepoint per request would ensure
 //! that, but inside a savepoint SQLite first copies every page a write touches into a
@@ -16,20 +23,29 @@
 //! starts refusing writes and once when writes succeed again.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, Transaction};
 use starling_proto::{PublicKey, RenderedEvent};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::checkpoint::WalWatch;
 use super::insert::{self, delete_by_seq};
 use crate::queue::{answer_all, Counters, Outcomes, WriteCmd};
 use crate::{SaveOutcome, StoreError, StoreOptions};
 
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Events after which a commit stops gathering.
+const GATHER_EVENTS: usize = 512;
+/// How long a commit gathers at most after its first request arrived.
+const GATHER_WINDOW: Duration = Duration::from_millis(10);
+/// The pause between looks at the queue while gathering.
+const GATHER_TICK: Duration = Duration::from_millis(1);
 
 pub struct Writer {
     conn: Connection,
@@ -37,6 +53,8 @@ pub struct Writer {
     bound: Bound,
     /// Whether the last batch failed on a full disk (so the state change is logged once).
     full: bool,
+    /// The checkpoint thread, once started.
+    wal: Option<WalWatch>,
 }
 
 impl Writer {
@@ -63,29 +81,35 @@ impl Writer {
                 protected: options.protected_authors.iter().copied().collect(),
             },
             full: false,
+            wal: None,
         })
+    }
+
+    /// Moves WAL checkpoints to a thread of their own, with a connection to `path`.
+    pub fn checkpoint_beside(&mut self, path: &Path) -> std::io::Result<()> {
+        self.wal = Some(WalWatch::start(&mut self.conn, path)?);
+        Ok(())
     }
 
     /// The writer loop; returns when every sender is gone or on `Shutdown`.
     pub fn run(mut self, mut rx: mpsc::Receiver<WriteCmd>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(cmd) => batch.push(cmd),
-                    Err(_) => break,
-                }
-            }
+            let batch = gather(first, &mut rx);
             if let Some(done) = self.process(batch) {
-                self.checkpoint();
+                self.finish();
                 let _ = done.send(());
                 return;
             }
         }
-        self.checkpoint();
+        self.finish();
     }
 
-    fn checkpoint(&self) {
+    /// Stops the checkpoint thread, then copies the whole WAL into the database and
+    /// empties it.
+    fn finish(&mut self) {
+        if let Some(wal) = self.wal.take() {
+            wal.stop(&mut self.conn);
+        }
         if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             warn!(error = %e, "WAL checkpoint failed");
         }
@@ -178,6 +202,41 @@ impl Writer {
         let totals = store_stats(&tx, &self.counters, delta)?;
         tx.commit()?;
         Ok((outcomes, totals))
+    }
+}
+
+/// The requests for one transaction: `first`, what is queued behind it, and, while more
+/// keep arriving, what arrives in the next few [`GATHER_TICK`]s, up to [`GATHER_EVENTS`]
+/// events or [`GATHER_WINDOW`]. Stops at the first look that finds nothing new, so a
+/// request on a quiet queue waits for nothing.
+fn gather(first: WriteCmd, rx: &mut mpsc::Receiver<WriteCmd>) -> Vec<WriteCmd> {
+    let started = Instant::now();
+    let mut events = events_of(&first);
+    let mut batch = vec![first];
+    loop {
+        let before = batch.len();
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => {
+                    events += events_of(&cmd);
+                    batch.push(cmd);
+                }
+                Err(_) => break,
+            }
+        }
+        let full = events >= GATHER_EVENTS || batch.len() >= MAX_BATCH;
+        if batch.len() == before || full || started.elapsed() >= GATHER_WINDOW {
+            return batch;
+        }
+        std::thread::sleep(GATHER_TICK);
+    }
+}
+
+/// Events a request saves.
+fn events_of(cmd: &WriteCmd) -> usize {
+    match cmd {
+        WriteCmd::Save(events, _) => events.len(),
+        WriteCmd::RemoveExpired(..) | WriteCmd::Shutdown(_) => 0,
     }
 }
 
@@ -425,5 +484,35 @@ mod tests {
         assert_eq!(stored(&writer), 1);
         assert_eq!(counters.events.load(Ordering::Relaxed), 1);
         assert!(!writer.full);
+    }
+
+    #[test]
+    fn a_request_on_a_quiet_queue_is_committed_alone() {
+        let keys = Keys::generate();
+        let (_tx, mut rx) = mpsc::channel(8);
+        let (first, _answer) = save_cmd(&keys, "alone");
+        let batch = gather(first, &mut rx);
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn queued_requests_join_the_batch_up_to_its_cap() {
+        let keys = Keys::generate();
+        let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
+        let mut answers = Vec::new();
+        for i in 0..MAX_BATCH + 5 {
+            let (cmd, answer) = save_cmd(&keys, &format!("queued {i}"));
+            tx.try_send(cmd).ok().unwrap();
+            answers.push(answer);
+        }
+        let (first, _answer) = save_cmd(&keys, "first");
+        let batch = gather(first, &mut rx);
+        assert_eq!(
+            batch.len(),
+            MAX_BATCH,
+            "the first and all but six of the queued"
+        );
+        let rest = gather(rx.try_recv().ok().unwrap(), &mut rx);
+        assert_eq!(rest.len(), 6, "the rest wait for the next batch");
     }
 }
