@@ -47,6 +47,8 @@ impl WalWatch {
     /// Starts the checkpoint thread on a connection of its own to `path` and registers the
     /// WAL hook on `conn`, the writer's connection.
     pub fn start(conn: &mut Connection, path: &Path) -> std::io::Result<Self> {
+        conn.execute_batch(&format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"))
+            .map_err(std::io::Error::other)?;
         let (wake, wake_rx) = sync_channel(1);
         let copied = Arc::new(AtomicI32::new(0));
         let turn = Arc::new(Mutex::new(()));
@@ -83,12 +85,8 @@ impl WalWatch {
             }
             Ok(())
         }));
-        if let Err(e) = hooked {
-            // Dropping the hook's sender has already stopped the thread.
-            return Err(std::io::Error::other(e));
-        }
-        conn.execute_batch(&format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"))
-            .map_err(std::io::Error::other)?;
+        // On failure the hook, and with it the wake-up sender, is dropped: the thread ends.
+        hooked.map_err(std::io::Error::other)?;
         Ok(Self { thread })
     }
 
@@ -123,10 +121,7 @@ impl Checkpointer {
         };
         while self.wake.recv().is_ok() {
             let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
-            let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get::<_, i32>(1)?, r.get::<_, i32>(2)?))
-            });
-            match result {
+            match conn.wal_checkpoint_v2(Some("main"), CheckpointMode::PASSIVE) {
                 Ok((wal, copied)) => {
                     self.copied.store(copied.max(0), Ordering::Relaxed);
                     debug!(wal, copied, "WAL checkpoint");
@@ -171,11 +166,19 @@ mod tests {
         let store = SqliteStore::open(&path, StoreOptions::default()).unwrap();
         // About eight pages each: half as many pages again as wake the thread.
         let events = big_events(&Keys::generate(), 800, 30_000);
+        let mut wal_largest = 0;
         for chunk in events.chunks(16) {
             store.save_many(chunk.to_vec()).await.unwrap();
+            wal_largest = wal_largest.max(len(&wal_of(&path)));
         }
-        // Only a checkpoint makes the database file grow; the hook has turned SQLite's own
-        // off, so this is the thread's work.
+        // SQLite's own checkpoint would have started the WAL over at about 1,000 pages.
+        let frame = 4096 + 24;
+        assert!(
+            wal_largest >= 2_000 * frame,
+            "the WAL never grew past SQLite's own checkpoint: {wal_largest} bytes"
+        );
+        // Only a checkpoint makes the database file grow, and the writer's own comes only
+        // past the bound, far above these pages: this is the thread's work.
         let deadline = Instant::now() + Duration::from_secs(30);
         while len(&path) < 8 << 20 {
             assert!(
@@ -218,7 +221,8 @@ mod tests {
             w.await.unwrap();
         }
         largest = largest.max(len(&wal_of(&path)));
-        // Commits here are at most 32 events, under 400 pages; the frame header is 24 bytes.
+        // Commits here are at most 32 events (4 tasks of 8), under 400 pages; a frame is a
+        // page and a 24-byte header.
         let bound = (WAL_BOUND as u64 + 2_000) * (4096 + 24);
         assert!(
             largest <= bound,
