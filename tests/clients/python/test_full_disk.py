@@ -167,10 +167,11 @@ def test_full_disk_refuses_writes_clearly_and_recovers(request, tmp_path):
         # The outbox takes the owner's events off the bus a few milliseconds after their OK
         # (it gathers them into one commit), so the last ones may still be on their way.
         deadline = time.monotonic() + 10
-        unqueued = set(acked) - outbox_event_ids(data / "outbox.db")
-        while unqueued and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while True:
             unqueued = set(acked) - outbox_event_ids(data / "outbox.db")
+            if not unqueued or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         assert not unqueued, f"{len(unqueued)} acknowledged events never reached the outbox"
 
         # A clean stop, a restart on the same disk, and everything acknowledged is there.
