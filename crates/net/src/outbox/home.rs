@@ -35,9 +35,15 @@ enum MemberAnswer {
 }
 
 impl OutboxTask {
-    /// One delivery round of `rows` to `user`'s home set; an error when no row reached its
-    /// quorum (or was given up).
-    pub(super) async fn deliver_home(&self, user: &str, rows: Vec<db::Due>) -> Result<(), String> {
+    /// One delivery round of `rows` to `user`'s home set (`attempts`: the target's failed
+    /// rounds in a row before this one); an error when no row reached its quorum (or was
+    /// given up).
+    pub(super) async fn deliver_home(
+        &self,
+        user: &str,
+        attempts: u32,
+        rows: Vec<db::Due>,
+    ) -> Result<(), String> {
         let Ok(pk) = PublicKey::from_hex(user) else {
             let keys = rows.iter().map(db::Due::key).collect();
             super::db::log_failed_write(
@@ -46,14 +52,21 @@ impl OutboxTask {
             );
             return Ok(());
         };
-        let fresh = rows.iter().any(|r| r.attempts > 0);
+        // After a failed round the cached set may be stale: look it up again.
+        let fresh = attempts > 0 || rows.iter().any(|r| r.attempts > 0);
         let set = match self.net.home_set(pk, fresh).await {
             Ok(set) => set,
             Err(e) => {
-                self.reschedule(rows, e.to_string()).await;
+                self.round_failed(rows, &e.to_string()).await;
                 return Err(e.to_string());
             }
         };
+        // The set is found before the events are read: a set that cannot be found costs
+        // no reads.
+        let rows = self.with_json(rows).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
         let me = self.net.peer_id();
         let mut acks: Vec<HashSet<String>> = rows
             .iter()
@@ -113,7 +126,10 @@ impl OutboxTask {
                 given_up.push((key, reason));
                 continue;
             }
-            ack_rows.push((key.clone(), acks.iter().cloned().collect::<Vec<_>>()));
+            // Acks only grow: a row no member newly took is not written again.
+            if acks.len() > row.acks.len() {
+                ack_rows.push((key.clone(), acks.iter().cloned().collect::<Vec<_>>()));
+            }
             if acks.len() >= quorum {
                 done.push(key);
             } else {
@@ -124,10 +140,12 @@ impl OutboxTask {
         if !done.is_empty() {
             info!(%user, events = done.len(), members = set.members.len(), "home set has them");
         }
-        super::db::log_failed_write(
-            self.db.record_acks(ack_rows, done).await,
-            "record the members' acks",
-        );
+        if !ack_rows.is_empty() || !done.is_empty() {
+            super::db::log_failed_write(
+                self.db.record_acks(ack_rows, done).await,
+                "record the members' acks",
+            );
+        }
         for (key, reason) in given_up {
             warn!(%user, id = %key.event_id, %reason, "home set refused the event as invalid; giving up");
             super::db::log_failed_write(
@@ -139,10 +157,11 @@ impl OutboxTask {
             return Ok(());
         }
         let reason = failure.unwrap_or_else(|| "too few home-set members took it".into());
-        self.reschedule(again, reason.clone()).await;
         if progress {
+            self.reschedule(again, reason).await;
             Ok(())
         } else {
+            self.round_failed(again, &reason).await;
             Err(reason)
         }
     }

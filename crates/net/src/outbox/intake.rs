@@ -22,13 +22,16 @@ use tracing::{debug, info, warn};
 use super::cursor::CursorState;
 use super::{db, home_target, now, recipients, OutboxTask, Queued};
 
-/// How long the intake waits after an event for more before it queues them together. A
-/// commit costs more than a few rows, so during a burst of ingest one commit per few
-/// milliseconds costs far less than one per handful of events; delivery is late by as
-/// much, which no peer notices.
-const GATHER: Duration = Duration::from_millis(5);
+/// How often the intake looks for more events while a burst goes on. A commit costs more
+/// than a few rows (it writes the last page of the table and of its index again, and a
+/// page of the index for each target it touches), so during a burst of ingest it queues
+/// one commit per many events; a lone event waits one look.
+const GATHER_TICK: Duration = Duration::from_millis(2);
+/// How long the intake gathers one burst at most: delivery is late by as much, which no
+/// peer notices.
+const GATHER_MAX: Duration = Duration::from_millis(50);
 /// Events queued in one `outbox.db` commit at most.
-const ENQUEUE_BATCH: usize = 512;
+const ENQUEUE_BATCH: usize = 1024;
 /// How far back a rescan starts before the cursor.
 const RESCAN_OVERLAP: u64 = 600;
 /// Events read from the store per query of a rescan (the store's cap on one query).
@@ -71,8 +74,7 @@ impl OutboxTask {
                 item = bus.recv() => match item {
                     Ok(first) => {
                         // What else comes on the bus meanwhile goes in the same commit.
-                        tokio::time::sleep(GATHER).await;
-                        let (batch, lagged) = drain(first, &mut bus);
+                        let (batch, lagged) = gather(first, &mut bus).await;
                         self.enqueue_live(&batch, &mut cursor).await;
                         if lagged {
                             self.catch_up(&mut bus, &mut cursor).await;
@@ -257,19 +259,111 @@ impl OutboxTask {
     }
 }
 
-/// `first` and whatever else the bus already holds, up to [`ENQUEUE_BATCH`] events; true
-/// as well when the receiver lagged (missed events: the caller rescans).
-fn drain(
-    first: Arc<LiveEvent>,
-    bus: &mut broadcast::Receiver<Arc<LiveEvent>>,
-) -> (Vec<Arc<LiveEvent>>, bool) {
+/// `first` and what else comes on the bus while a burst goes on: after each
+/// [`GATHER_TICK`] the intake takes what arrived, and stops at a look that finds nothing,
+/// after [`GATHER_MAX`], or at [`ENQUEUE_BATCH`] events. True as well when the receiver
+/// lagged (missed events: the caller rescans).
+async fn gather<T: Clone>(first: T, bus: &mut broadcast::Receiver<T>) -> (Vec<T>, bool) {
+    let started = tokio::time::Instant::now();
     let mut batch = vec![first];
-    while batch.len() < ENQUEUE_BATCH {
-        match bus.try_recv() {
-            Ok(live) => batch.push(live),
-            Err(TryRecvError::Lagged(_)) => return (batch, true),
-            Err(_) => break,
+    loop {
+        tokio::time::sleep(GATHER_TICK).await;
+        let before = batch.len();
+        while batch.len() < ENQUEUE_BATCH {
+            match bus.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(TryRecvError::Lagged(_)) => return (batch, true),
+                Err(_) => break,
+            }
+        }
+        let quiet = batch.len() == before;
+        if quiet || batch.len() >= ENQUEUE_BATCH || started.elapsed() >= GATHER_MAX {
+            return (batch, false);
         }
     }
-    (batch, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_event_goes_at_the_first_quiet_look() {
+        let (tx, mut rx) = broadcast::channel(16);
+        tx.send(1).unwrap();
+        let first = rx.recv().await.unwrap();
+        let started = Instant::now();
+        let (batch, lagged) = gather(first, &mut rx).await;
+        assert_eq!((batch, lagged), (vec![1], false));
+        assert_eq!(started.elapsed(), GATHER_TICK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_gathered_up_to_the_cap() {
+        let (tx, mut rx) = broadcast::channel(4 * ENQUEUE_BATCH);
+        for i in 0..ENQUEUE_BATCH + 10 {
+            tx.send(i).unwrap();
+        }
+        let first = rx.recv().await.unwrap();
+        let (batch, lagged) = gather(first, &mut rx).await;
+        assert!(!lagged);
+        assert_eq!(batch, (0..ENQUEUE_BATCH).collect::<Vec<_>>());
+        assert_eq!(rx.try_recv().unwrap(), ENQUEUE_BATCH);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_that_keep_coming_are_gathered_across_looks() {
+        let (tx, mut rx) = broadcast::channel(256);
+        let sender = tokio::spawn(async move {
+            for i in 1..=20 {
+                tokio::time::sleep(GATHER_TICK / 2).await;
+                tx.send(i).unwrap();
+            }
+            tx
+        });
+        let started = Instant::now();
+        let (batch, lagged) = gather(0, &mut rx).await;
+        let _tx = sender.await.unwrap();
+        assert!(!lagged);
+        assert_eq!(batch, (0..=20).collect::<Vec<_>>());
+        // The last was sent at 20 ms: the look at 22 ms (or at 24 ms, when the look at
+        // 20 ms came just before that send) found nothing more.
+        let took = started.elapsed();
+        assert!(
+            took == GATHER_TICK * 11 || took == GATHER_TICK * 12,
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_that_never_pauses_goes_after_the_longest_wait() {
+        let (tx, mut rx) = broadcast::channel(4096);
+        let sender = tokio::spawn(async move {
+            for i in 1..=1_000 {
+                tokio::time::sleep(GATHER_TICK / 2).await;
+                if tx.send(i).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let (batch, _) = gather(0, &mut rx).await;
+        sender.abort();
+        assert_eq!(started.elapsed(), GATHER_MAX);
+        // One per millisecond until 50 ms; the one sent at 50 ms may come after the look.
+        assert!((50..=51).contains(&batch.len()), "{}", batch.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lagged_receiver_is_reported() {
+        let (tx, mut rx) = broadcast::channel(4);
+        tx.send(0).unwrap();
+        let first = rx.recv().await.unwrap();
+        for i in 1..10 {
+            tx.send(i).unwrap();
+        }
+        let (_, lagged) = gather(first, &mut rx).await;
+        assert!(lagged);
+    }
 }

@@ -34,7 +34,7 @@ impl OutboxTask {
             Err(e) => {
                 warn!(error = %e, "cannot read queued events from the store; will retry");
                 let reason = format!("cannot read the event store: {e}");
-                self.reschedule(rows, reason.clone()).await;
+                self.round_failed(rows, &reason).await;
                 return Err(reason);
             }
         };

@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{HomeSettings, OutboxSettings};
 use crate::handle::Network;
+use crate::home::HomeRecord;
 use crate::policy::tagged_pubkeys;
 use crate::wire::{Request, RequestBody, ResponseBody};
 
@@ -143,7 +144,7 @@ impl OutboxTask {
             busy.insert(due.target.clone());
             let this = self.clone();
             sending.spawn(async move {
-                let result = this.deliver(&due.target, due.rows).await;
+                let result = this.deliver(&due.target, due.attempts, due.rows).await;
                 this.settle(&due.target, due.attempts, result).await;
                 due.target
             });
@@ -163,22 +164,32 @@ impl OutboxTask {
         );
     }
 
-    /// One push of `rows` to `target`'s node; each row is then delivered, rescheduled or
-    /// given up. An error when the round got none of them through.
-    async fn deliver(&self, target: &str, rows: Vec<db::Due>) -> Result<(), String> {
+    /// One push of `rows` to `target`'s node (`attempts`: the target's failed rounds in a
+    /// row before this one); each row is then delivered, rescheduled or given up. An error
+    /// when the round got none of them through.
+    async fn deliver(&self, target: &str, attempts: u32, rows: Vec<db::Due>) -> Result<(), String> {
+        if let Some(user) = target.strip_prefix(HOME_PREFIX) {
+            return self.deliver_home(user, attempts, rows).await;
+        }
+        // The node is found before the events are read: a target that cannot be reached
+        // costs no reads.
+        let home = match self.resolve(target).await {
+            Ok(home) => home,
+            Err(reason) => {
+                debug!(%target, %reason, events = rows.len(), "recipient not found; will retry");
+                self.round_failed(rows, &reason).await;
+                return Err(reason);
+            }
+        };
         let rows = self.with_json(rows).await?;
         if rows.is_empty() {
             return Ok(());
         }
-        if let Some(user) = target.strip_prefix(HOME_PREFIX) {
-            return self.deliver_home(user, rows).await;
-        }
-        let result = self.push(target, &rows).await;
-        let results = match result {
+        let results = match self.push(target, home, &rows).await {
             Ok(results) => results,
             Err(reason) => {
                 debug!(%target, %reason, events = rows.len(), "delivery failed; will retry");
-                self.reschedule(rows, reason.clone()).await;
+                self.round_failed(rows, &reason).await;
                 return Err(reason);
             }
         };
@@ -216,14 +227,22 @@ impl OutboxTask {
         }
     }
 
-    async fn push(&self, target: &str, rows: &[db::Due]) -> Result<Vec<Option<String>>, String> {
+    /// The node of the user `target` names.
+    async fn resolve(&self, target: &str) -> Result<HomeRecord, String> {
         let pk = PublicKey::from_hex(target).map_err(|e| e.to_string())?;
-        let home = self
-            .net
+        self.net
             .resolve(pk)
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no home record found".to_string())?;
+            .ok_or_else(|| "no home record found".to_string())
+    }
+
+    async fn push(
+        &self,
+        target: &str,
+        home: HomeRecord,
+        rows: &[db::Due],
+    ) -> Result<Vec<Option<String>>, String> {
         let events = rows.iter().map(|r| r.json.clone()).collect();
         let delivered = self
             .net
@@ -242,30 +261,45 @@ impl OutboxTask {
         }
     }
 
-    /// Reschedules failed rows, each after a backoff that grows with its own attempts,
-    /// and gives up those undelivered for too long.
+    /// After a round that got none of `rows` through for a reason of the whole round (the
+    /// target not found or not answering, the store not readable): the target waits with
+    /// its whole backlog (see `settle`), so the rows are left as they are, except those
+    /// undelivered for too long, which are given up. A target that stays down so costs
+    /// one write per round, not one per row.
+    async fn round_failed(&self, rows: Vec<db::Due>, reason: &str) {
+        self.give_up_expired(rows, reason).await;
+    }
+
+    /// Reschedules rows that failed where others got through, each after a backoff that
+    /// grows with its own attempts, and gives up those undelivered for too long.
     async fn reschedule(&self, rows: Vec<db::Due>, reason: String) {
-        let now = now();
-        let mut keys = Vec::new();
-        let mut next = Vec::new();
-        let mut expired = Vec::new();
-        for row in rows {
-            let key = row.key();
-            if now.saturating_sub(row.created) >= self.settings.give_up.as_secs() {
-                expired.push(key);
-            } else {
-                keys.push(key);
-                next.push(now + backoff(&self.settings, row.attempts).as_secs().max(1));
-            }
+        let rows = self.give_up_expired(rows, &reason).await;
+        if rows.is_empty() {
+            return;
         }
+        let now = now();
+        let next = rows
+            .iter()
+            .map(|row| now + backoff(&self.settings, row.attempts).as_secs().max(1))
+            .collect();
+        let keys = rows.iter().map(db::Due::key).collect();
+        db::log_failed_write(self.db.retry(keys, next, reason).await, "reschedule rows");
+    }
+
+    /// Gives up the rows of `rows` undelivered for longer than the configured time, and
+    /// returns the others.
+    async fn give_up_expired(&self, rows: Vec<db::Due>, reason: &str) -> Vec<db::Due> {
+        let now = now();
+        let (expired, live): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|row| now.saturating_sub(row.created) >= self.settings.give_up.as_secs());
         if !expired.is_empty() {
             warn!(events = expired.len(), %reason, "undelivered for too long; giving up");
             let reason = format!("gave up after {:?}: {reason}", self.settings.give_up);
-            db::log_failed_write(self.db.give_up(expired, reason).await, "mark rows given up");
+            let keys = expired.iter().map(db::Due::key).collect();
+            db::log_failed_write(self.db.give_up(keys, reason).await, "mark rows given up");
         }
-        if !keys.is_empty() {
-            db::log_failed_write(self.db.retry(keys, next, reason).await, "reschedule rows");
-        }
+        live
     }
 }
 
