@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{memory_settings, start_in, wait_for};
+use common::{wait_for, Node};
 use starling_core::Origin;
+use starling_net::NetSettings;
 use starling_proto::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag};
 
 /// Events the owner sends to the unreachable user.
@@ -56,23 +57,31 @@ fn mentions(owner: &Keys, user: &Keys) -> Vec<Event> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_that_cannot_be_reached_costs_no_row_writes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("node");
-    let owner = Keys::generate();
+/// A node listening on memory address `base` (apart per process), alone in its network
+/// (so nobody can tell it where a user's node is), with its settings adjusted by
+/// `configure`, after its owner sent [`EVENTS`] notes mentioning a new user; with that
+/// user's direct target.
+async fn alone_after_mentions(
+    base: u64,
+    configure: impl FnOnce(&mut NetSettings),
+) -> (Node, String) {
+    let listen = format!("/memory/{}", base + u64::from(std::process::id()) * 16);
+    let node = Node::start_custom(listen.parse().unwrap(), None, configure).await;
     let user = Keys::generate();
-    let base = 7_500_000 + u64::from(std::process::id()) * 16;
-    // Alone in its network: nobody can tell it where `user`'s node is. (Its inbox rows
-    // are another matter: alone, this node is the whole of `user`'s home set.)
-    let node = start_in(&dir, owner.clone(), memory_settings(base, 0, true), None).await;
     let results = node
         .ingest
-        .submit_many(mentions(&owner, &user), Origin::Import)
+        .submit_many(mentions(&node.keys, &user), Origin::Import)
         .await;
     assert!(results.iter().all(|r| r.is_ok()));
-    let outbox = dir.join("outbox.db");
-    let direct = user.public_key().to_hex();
+    (node, user.public_key().to_hex())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_cannot_be_reached_costs_no_row_writes() {
+    // (The user's inbox rows are another matter: alone, this node is the whole of the
+    // user's home set.)
+    let (node, direct) = alone_after_mentions(7_500_000, |_| {}).await;
+    let outbox = node.dir.join("outbox.db");
     assert!(
         wait_for(Duration::from_secs(60), || async {
             target_attempts(&outbox, &direct).unwrap_or(0) >= 1
@@ -84,26 +93,13 @@ async fn a_target_that_cannot_be_reached_costs_no_row_writes() {
     assert_eq!(rows.len(), EVENTS);
     // Pending, and untouched by the failed round.
     assert!(rows.iter().all(|&r| r == (0, 0)), "{rows:?}");
-    node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_past_the_give_up_time_are_given_up_at_a_failed_round() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("node");
-    let owner = Keys::generate();
-    let user = Keys::generate();
-    let base = 7_600_000 + u64::from(std::process::id()) * 16;
-    let mut settings = memory_settings(base, 0, true);
-    settings.outbox.give_up = Duration::ZERO;
-    let node = start_in(&dir, owner.clone(), settings, None).await;
-    let results = node
-        .ingest
-        .submit_many(mentions(&owner, &user), Origin::Import)
-        .await;
-    assert!(results.iter().all(|r| r.is_ok()));
-    let outbox = dir.join("outbox.db");
-    let direct = user.public_key().to_hex();
+    let (node, direct) =
+        alone_after_mentions(7_600_000, |s| s.outbox.give_up = Duration::ZERO).await;
+    let outbox = node.dir.join("outbox.db");
     assert!(
         wait_for(Duration::from_secs(60), || async {
             let rows = rows(&outbox, &direct);
@@ -113,5 +109,4 @@ async fn rows_past_the_give_up_time_are_given_up_at_a_failed_round() {
         "rows of the unreachable user not given up: {:?}",
         rows(&outbox, &direct)
     );
-    node.stop().await;
 }

@@ -286,7 +286,20 @@ async fn gather<T: Clone>(first: T, bus: &mut broadcast::Receiver<T>) -> (Vec<T>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::task::JoinHandle;
     use tokio::time::Instant;
+
+    /// Sends 1, 2, … `n` on `tx`, one per half tick, until the receivers are gone.
+    fn trickle(tx: broadcast::Sender<usize>, n: usize) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            for i in 1..=n {
+                tokio::time::sleep(GATHER_TICK / 2).await;
+                if tx.send(i).is_err() {
+                    break;
+                }
+            }
+        })
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_lone_event_goes_at_the_first_quiet_look() {
@@ -315,16 +328,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn events_that_keep_coming_are_gathered_across_looks() {
         let (tx, mut rx) = broadcast::channel(256);
-        let sender = tokio::spawn(async move {
-            for i in 1..=20 {
-                tokio::time::sleep(GATHER_TICK / 2).await;
-                tx.send(i).unwrap();
-            }
-            tx
-        });
+        let sender = trickle(tx, 20);
         let started = Instant::now();
         let (batch, lagged) = gather(0, &mut rx).await;
-        let _tx = sender.await.unwrap();
+        sender.await.unwrap();
         assert!(!lagged);
         assert_eq!(batch, (0..=20).collect::<Vec<_>>());
         // The last was sent at 20 ms: the look at 22 ms (or at 24 ms, when the look at
@@ -339,14 +346,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_that_never_pauses_goes_after_the_longest_wait() {
         let (tx, mut rx) = broadcast::channel(4096);
-        let sender = tokio::spawn(async move {
-            for i in 1..=1_000 {
-                tokio::time::sleep(GATHER_TICK / 2).await;
-                if tx.send(i).is_err() {
-                    break;
-                }
-            }
-        });
+        let sender = trickle(tx, 1_000);
         let started = Instant::now();
         let (batch, _) = gather(0, &mut rx).await;
         sender.abort();
